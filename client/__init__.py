@@ -1,0 +1,1 @@
+"""Site client: ingest and de-identification, DP adapter training, audit, signed releases."""

@@ -1,0 +1,1 @@
+"""Subcommands, one module each; each module exposes `commands`."""

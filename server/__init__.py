@@ -1,0 +1,1 @@
+"""Coordinator: Flower ServerApp, adapter aggregation, run state, release catalog."""
