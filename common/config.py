@@ -77,6 +77,8 @@ class PretrainConfig:
     cond_dropout: float = 0.1
     checkpoint_every: int = 250
     mixed_precision: bool = False
+    balance_classes: bool = True  # batches sample pathologies equally often (as BUSGen does)
+    hflip: bool = True  # horizontal flip augmentation (image and box mask together)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ class SamplingConfig:
     steps: int = 25
     guidance_scale: float = 2.5
     batch_size: int = 16
+    box_prior_epsilon: float = 1.0  # epsilon (delta 0, unit patient) of the noisy lesion-box prior
+    box_prior_grid: int = 6  # centre histogram is grid x grid cells
+    box_prior_boxes_per_patient: int = 2  # contribution bound per patient (sets the sensitivity)
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,12 @@ class FederationConfig:
     """Federated rounds run by the coordinator."""
 
     rounds: int = 3
-    min_train_sites: int = 2
-    reply_timeout_s: float = 900.0
+    min_train_sites: int = 2  # quorum: a round with fewer valid adapter updates fails
+    reply_timeout_s: float = 900.0  # per phase; covers a site's ClientApp cold start
     secagg: bool = False
+    round_retries: int = 1  # a round that misses the quorum is retried this often, then the run stops
+    evaluate: bool = True  # validation loss at every site after each round (one more ClientApp start)
+    node_wait_s: float = 300.0  # how long a round waits for `min_train_sites` sites to be online
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,13 @@ class EvidenceConfig:
     seeds: int = 3
     classifier_epochs: int = 8
     bootstrap: int = 500
+    image_size: int = 64  # classifier input size (images are resized to it)
+    batch_size: int = 32
+    min_steps: int = 120  # small training sets get more epochs so every arm gets enough updates
+    specificity: float = 0.9  # operating point for the reported sensitivity
+    scaling_sizes: tuple[int, ...] = (250, 500, 1000, 2000, 4000, 8000)
+    cross_device_test: str = "device-c"  # the device held out in the cross-device comparison
+    full_grid: bool = False  # False: scaling and cross-device use one seed (the demo's budget)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,184 @@
+"""Patient-level DP-SGD on LoRA adapters, with opacus per-sample gradient hooks.
+
+One step:
+1. Poisson-sample patients (rate q), collate their images (capped per patient), repeat every
+   row K times (noise multiplicity: each copy gets its own timestep and noise).
+2. Forward and backward the summed per-row losses; opacus' hooks store one gradient per row
+   in `p.grad_sample` (only for the LoRA parameters: the base is frozen).
+3. `regroup_grad_samples` replaces the rows by their per-PATIENT mean, so one patient is one
+   row: its K copies and all its images are averaged, then clipped together to norm C. A
+   patient with 6 images therefore moves the update no more than a patient with 1.
+4. opacus' DPOptimizer clips each patient row to C, sums, adds N(0, (sigma C)^2) noise and
+   divides by the expected number of patients; an empty sample still takes that noise step.
+
+Traps handled (see the research note): opacus' conv per-sample gradients are wrong for
+non-contiguous (channels-last) activations (G2: `patch_opacus_conv_contiguous`); the UNet cannot
+run a batch of 0 (G9: noise-only step); opacus' loader sample rate is 1/len(loader) (G10: we
+sample ourselves); `make_private` cannot wrap a model twice (G11: each call builds a fresh
+GradSampleModule and removes its hooks afterwards; the ledger is the accountant's state).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from opacus import GradSampleModule
+from opacus.optimizers import DPOptimizer
+
+from client.train.data import PatientDataset, collate_patients, poisson_sample
+from client.train.lora import lora_parameters
+
+_PATCHED = False
+
+
+def patch_opacus_conv_contiguous() -> None:
+    """Make opacus' conv per-sample gradients correct for channels-last activations (G2).
+
+    `opacus.utils.tensor_utils.unfold2d` builds patches with `as_strided`, assuming an NCHW-
+    contiguous input. On CPU, oneDNN returns channels-last tensors for some shapes, and the
+    per-sample gradients of conv LoRA layers then come out silently wrong (relative error ~1).
+    Making the input contiguous first fixes it; idempotent.
+    """
+    global _PATCHED
+    if _PATCHED:
+        return
+    import opacus.grad_sample.conv as conv
+
+    original = conv.unfold2d
+
+    def unfold2d_contiguous(input, **kwargs):
+        return original(input.contiguous(), **kwargs)
+
+    conv.unfold2d = unfold2d_contiguous
+    _PATCHED = True
+
+
+def regroup_grad_samples(params: list[torch.nn.Parameter], group: torch.Tensor,
+                         n_groups: int) -> None:
+    """Replace per-row `p.grad_sample` [R, ...] by per-group means [n_groups, ...] in place."""
+    counts = torch.bincount(group, minlength=n_groups).clamp(min=1)
+    for p in params:
+        gs = p.grad_sample
+        sums = torch.zeros((n_groups, *gs.shape[1:]), dtype=gs.dtype, device=gs.device)
+        sums.index_add_(0, group.to(gs.device), gs)
+        p.grad_sample = sums / counts.to(gs.device).view(-1, *([1] * (gs.ndim - 1)))
+
+
+@dataclass
+class DPSettings:
+    """DP-SGD parameters for one block of steps. `noise_multiplier=None` trains without DP
+    (benchmarks' epsilon = infinity baseline only; a site never does that)."""
+
+    steps: int
+    sample_rate: float
+    noise_multiplier: float | None
+    max_grad_norm: float = 1.0
+    lr: float = 1e-3
+    noise_multiplicity: int = 1
+    max_images_per_patient: int = 6
+    cond_dropout: float = 0.1
+
+
+@dataclass
+class BlockStats:
+    """What happened in a block (site-local: the losses are NOT differentially private)."""
+
+    steps: int = 0
+    empty_steps: int = 0
+    patients_sampled: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
+                     settings: DPSettings, *, sample_seed: int, noise_seed: int,
+                     on_step: Callable[[int, float], None] | None = None) -> BlockStats:
+    """Train the injected LoRA adapters of `unet` for `settings.steps` DP-SGD steps, in place.
+
+    The seeds drive Poisson sampling / timesteps / dropout (`sample_seed`) and the DP noise
+    (`noise_seed`). They must be secret in production: whoever knows the noise seed can
+    subtract the noise. `train_adapters` draws both from the OS's CSPRNG.
+    """
+    from common.model import diffusion_loss, drop_conditions
+
+    patch_opacus_conv_contiguous()
+    params = lora_parameters(unet)
+    if not params:
+        raise ValueError("no trainable parameters: call inject_lora(unet, cfg.lora) first")
+    gen = torch.Generator().manual_seed(sample_seed)
+    dp = settings.noise_multiplier is not None
+    k = settings.noise_multiplicity
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
+    model: torch.nn.Module = unet
+    if dp:
+        model = GradSampleModule(unet, batch_first=True, loss_reduction="sum")
+        expected = max(1, round(settings.sample_rate * len(dataset)))
+        optimizer = DPOptimizer(optimizer, noise_multiplier=settings.noise_multiplier,
+                                max_grad_norm=settings.max_grad_norm, expected_batch_size=expected,
+                                loss_reduction="mean",
+                                generator=torch.Generator().manual_seed(noise_seed))
+    stats = BlockStats()
+    start = time.perf_counter()
+    unet.train()
+    try:
+        for step in range(settings.steps):
+            chosen = poisson_sample(len(dataset), settings.sample_rate, gen)
+            stats.patients_sampled.append(len(chosen))
+            batch = collate_patients([dataset[i] for i in chosen],
+                                     settings.max_images_per_patient, gen)
+            optimizer.zero_grad(set_to_none=True)
+            if batch is None:
+                stats.empty_steps += 1
+                if dp:  # noise-only step: the UNet cannot run on 0 rows (G9)
+                    for p in params:
+                        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)
+                    optimizer.step()
+                stats.losses.append(float("nan"))
+            else:
+                images, masks, labels, group = (t.repeat_interleave(k, 0) for t in batch)
+                labels, masks = drop_conditions(labels, masks, settings.cond_dropout, gen)
+                losses = diffusion_loss(model, images, masks, labels, scheduler,
+                                        generator=gen, reduction="none")
+                if dp:
+                    losses.sum().backward()
+                    regroup_grad_samples(params, group, len(chosen))
+                else:  # the same per-patient weighting, without clipping or noise
+                    per_patient = torch.zeros(len(chosen)).index_add(0, group, losses)
+                    (per_patient / torch.bincount(group)).mean().backward()
+                optimizer.step()
+                stats.losses.append(float(losses.detach().mean()))
+            stats.steps += 1
+            if on_step is not None:
+                on_step(step + 1, stats.losses[-1])
+    finally:
+        if dp:
+            model.cleanup()  # remove hooks and grad_sample attributes; the UNet is plain again
+        unet.eval()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+@torch.no_grad()
+def denoising_loss(unet: torch.nn.Module, dataset: PatientDataset, scheduler, *, seed: int = 0,
+                   repeats: int = 4, batch_size: int = 32) -> float:
+    """Mean denoising loss over every image (each `repeats` times, fixed seed): the utility
+    measure of benchmarks. Site-local: computed on private images, not DP."""
+    from common.model import diffusion_loss
+
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.cat([p.images for p in dataset.patients])
+    masks = torch.cat([p.masks for p in dataset.patients])
+    labels = torch.cat([p.labels for p in dataset.patients])
+    total, n = 0.0, 0
+    unet.eval()
+    for _ in range(repeats):
+        for i in range(0, len(labels), batch_size):
+            sl = slice(i, i + batch_size)
+            loss = diffusion_loss(unet, images[sl], masks[sl], labels[sl], scheduler,
+                                  generator=gen, reduction="none")
+            total += float(loss.sum())
+            n += len(loss)
+    return total / n
