@@ -32,13 +32,17 @@ def _job(msg: Message, context: Context):
     The site's base must be the coordinator's (same content hash), or the adapter would be
     trained against other weights than the ones it is averaged with.
     """
+    from client.approval import installed_app_hash, require_approved
+    from client.workdir import SiteDir
+
+    site = SiteDir(Path(str(context.node_config["workdir"])))
+    require_approved(site, installed_app_hash(), context.run_id)  # default deny (client.approval)
+
     import torch  # noqa: F401  (ArrayRecord.to_torch_state_dict needs it imported)
 
-    from client.workdir import SiteDir
     from common.config import config_from_dict
     from common.model.checkpoint import verify_base
 
-    site = SiteDir(Path(str(context.node_config["workdir"])))
     cfg_msg = msg.content["config"]
     cfg = config_from_dict(json.loads(str(cfg_msg["config"])), source="coordinator profile")
     base_dir = Path(str(context.node_config.get("base-dir") or site.root / "base"))

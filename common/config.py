@@ -136,6 +136,9 @@ class ReleaseConfig:
     """Synthetic release generated and audited at each site."""
 
     n_images: int = 200
+    # Share of normal, benign, malignant images (a public choice: the site's own case mix
+    # would leak label counts that are neither DP nor coarse).
+    pathology_mix: tuple[float, ...] = (0.2, 0.45, 0.35)
 
 
 @dataclass(frozen=True)

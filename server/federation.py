@@ -14,7 +14,6 @@ hospital through the federation.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ from typing import Callable
 from common.config import Config
 from common.errors import ConfigError, FederationError
 from server import superlink as sl
-from server.provision import CaDir, SiteRegistry, check_node_public_key, init_ca, write_atomic
+from server.provision import SiteRegistry, check_node_public_key, init_ca, write_atomic
 from server.run_state import STATE_FILE, RunState
 
 APP_PYPROJECT = """\
@@ -166,6 +165,7 @@ def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base
     Every site directory must have been initialised (`client.site_init.init_site`) and hold a
     store. Returns the run state summary; raises FederationError when the job fails.
     """
+    from client.approval import approve, installed_app_hash
     from client.supernode import start_supernode
     from client.workdir import SiteDir
 
@@ -178,6 +178,8 @@ def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base
         procs.append(sl.start_superlink(state_dir, ca, port))
         for d in site_dirs:
             site = SiteDir(d)
+            # the demo operator runs every site, so it approves the installed app for each
+            approve(site, installed_app_hash(), note="one-machine consortium (demo)")
             register_site(state_dir, site.node_public_key, site.site_id())
             procs.append(start_supernode(site.root, f"localhost:{port}", ca.ca_cert,
                                          sl.free_port(), base_dir))
@@ -186,18 +188,3 @@ def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base
         return follow_job(state_dir, run_id, job_timeout(cfg), progress)
     finally:
         sl.stop(list(reversed(procs)))
-
-
-def ca_dir(state_dir: Path) -> CaDir:
-    return CaDir(Path(state_dir) / "pki")
-
-
-def wait_nodes_online(state_dir: Path, count: int, timeout_s: float = 60.0) -> list[dict]:
-    """Poll `flwr supernode list` until `count` nodes are online (used by start/tests)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        nodes = [n for n in sl.list_nodes(Path(state_dir) / "flwr")
-                 if str(n.get("status", "")).lower() == "online"]
-        if len(nodes) >= count or time.monotonic() > deadline:
-            return nodes
-        time.sleep(1.0)

@@ -44,7 +44,8 @@ class SiteStatus:
     node_id: int | None = None
     rounds_joined: int = 0
     failures: int = 0
-    epsilon: float | None = None
+    epsilon: float | None = None  # this job's spend, as the site's accountant reports it
+    site_epsilon: float | None = None  # the site's total over all jobs in its ledger
     delta: float | None = None
     accountant: str | None = None
     num_examples: int | None = None
@@ -102,9 +103,10 @@ class RunState:
         row.rounds_joined += 1
         row.last_round = server_round
         row.num_examples = num_examples
-        eps = metrics.get("epsilon")
-        if eps is not None:
-            row.epsilon = float(eps) if row.epsilon is None else max(row.epsilon, float(eps))
+        for key, attr in (("epsilon", "epsilon"), ("site_epsilon", "site_epsilon")):
+            if metrics.get(key) is not None:
+                old = getattr(row, attr)
+                setattr(row, attr, float(metrics[key]) if old is None else max(old, float(metrics[key])))
         if metrics.get("delta") is not None:
             row.delta = float(metrics["delta"])
         row.last_error = None

@@ -93,14 +93,13 @@ class ReferenceSet:
 
         k = min(self.candidates, len(self.images))
         cand = torch.cat([l2.topk(k, largest=False).indices, cos.topk(k).indices], dim=1)
-        ssim_val = torch.empty(len(q))
-        ssim_idx = torch.empty(len(q), dtype=torch.long)
         s = self.max_shift
-        for i in range(len(q)):
-            refs = torch.stack([_shift_crop(self.images[j], int(shift[i, j]), s) for j in cand[i]])
-            vals = _ssim_pairs(_shift_crop(q[i], None, s).expand_as(refs), refs)
-            best = int(vals.argmax())
-            ssim_val[i], ssim_idx[i] = vals[best], cand[i, best]
+        refs = torch.stack([_shift_crop(self.images[j], int(shift[i, j]), s)
+                            for i in range(len(q)) for j in cand[i].tolist()])
+        queries = _shift_crop(q, None, s).repeat_interleave(cand.shape[1], dim=0)
+        vals = _ssim_pairs(queries, refs).view(len(q), -1)
+        ssim_val, best = vals.max(1)
+        ssim_idx = cand.gather(1, best[:, None])[:, 0]
         fold = lambda idx: (idx % self.n).numpy()  # noqa: E731  mirror k+n is image k
         return Nearest(l2_val.numpy(), fold(l2_idx), ssim_val.numpy(), fold(ssim_idx),
                        cos_val.numpy(), fold(cos_idx))

@@ -23,18 +23,23 @@ def feature_extractor() -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
     try:
         from common.quality import efflite0_features  # type: ignore[attr-defined]
     except ImportError:
-        return "FD_RandCNN", lambda u8: random_cnn_features(u8.astype(np.float32) / 255.0)
+        return "FD_RandCNN", _random_cnn_pooled
     return "FD_EffLite0", lambda u8: np.asarray(efflite0_features(u8), np.float64)
+
+
+def _random_cnn_pooled(u8: np.ndarray) -> np.ndarray:
+    """The random CNN's 64 channels averaged over its 4x4 grid: few enough dimensions for a
+    covariance estimate from a few hundred images."""
+    feats = random_cnn_features(u8.astype(np.float32) / 255.0)
+    return feats.reshape(len(u8), 64, 16).mean(2)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """FD between Gaussian fits of two feature sets [N,D], [M,D]."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(covmean).all():
-        eye = np.eye(len(cov_a)) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eye) @ (cov_b + eye))
+    eye = np.eye(len(cov_a)) * 1e-6  # keeps sqrtm stable when n < dimensions
+    covmean = linalg.sqrtm((cov_a + eye) @ (cov_b + eye))
     covmean = np.real(covmean)
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
 

@@ -58,12 +58,13 @@ class Corpus:
     malformed: list[str]
 
     def write_labels(self, path: Path) -> None:
-        """labels.csv keyed by accession number, as a site's label export would look."""
-        lines = ["accession_number,pathology,birads,boxes"]
+        """labels.csv keyed by accession number, in the phantom export's format (one row per lesion)."""
+        lines = ["accession_number,sop_instance_uid,frame,pathology,birads,box_x0,box_y0,box_x1,box_y1"]
         for f in self.files:
-            boxes = ";".join(" ".join(str(v) for v in b) for b in f.lesion_boxes)
             birads = {"normal": 1, "benign": 3, "malignant": 5}[f.pathology]
-            lines.append(f"{f.accession},{f.pathology},{birads},{boxes}")
+            for box in f.lesion_boxes or [("", "", "", "")]:
+                lines.append(",".join(str(v) for v in (f.accession, f.sop_uid, 0, f.pathology,
+                                                       birads, *box)))
         Path(path).write_text("\n".join(lines) + "\n")
 
 
@@ -318,3 +319,19 @@ def _write_malformed(root: Path, tokens: _Tokens, patient: dict) -> list[str]:
     path.write_text(f"patient {patient['name']} {patient['id']} {tokens.text('notes')}\n")
     paths.append(str(path))
     return paths
+
+
+def write_sample(path: Path, seed: int, colour: bool = False, jpeg: bool = False,
+                 regions: bool = True, frames: int = 1) -> None:
+    """One 800x600 PACS-like file with planted PHI (for benchmarks and quick checks)."""
+    tokens = _Tokens(seed)
+    patient = {"name": f"{tokens.text('pname')}^JANE", "id": tokens.text("pid"),
+               "birth": tokens.date(1970, 1, 1)}
+    ds = _header(tokens, patient, tokens.uid(), tokens.text("acc")[:16], "20240102",
+                 US_MULTIFRAME if frames > 1 else US_IMAGE)
+    images = [_frame(seed, "benign", tokens, True, [])[0] for _ in range(frames)]
+    _pixels(ds, images, colour, jpeg)
+    if regions:
+        _regions(ds)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=False)

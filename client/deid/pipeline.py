@@ -25,7 +25,7 @@ from client.deid.header import HeaderContext, MalformedInput, check_vrs, clean_d
 from client.deid.keys import Pseudonymizer
 from client.deid.pixels import CleanPixels, clean_pixels, write_pixels
 from client.deid.profile import METHOD_CODES, PROFILE_NAME
-from common.store import atomic_write_bytes
+
 
 IMPLEMENTATION_CLASS_UID = "2.25.208154839263712419486312546512003477921"
 IMPLEMENTATION_VERSION = "BUSGEN_FED_1"
@@ -58,6 +58,17 @@ class DeidResult:
                 "columns": int(px.frames.shape[2]), "photometric": px.photometric,
                 "regions": len(px.regions), "text_boxes_blanked": px.text_boxes,
                 "lossy_source": px.lossy_source}
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Temp file + rename, so a crash never leaves a half-written file that looks complete.
+
+    No fsync per file (it would dominate the run time); the report, written last, is synced.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _short(uid: str) -> str:
@@ -143,7 +154,7 @@ class Deidentifier:
     def process_file(self, path: Path, output_dir: Path) -> DeidResult:
         """Read, de-identify and write one file; raise MalformedInput to quarantine it."""
         result = self.deidentify(self.read(path))
-        atomic_write_bytes(Path(output_dir) / result.relative_path, self.encode(result))
+        write_output(Path(output_dir) / result.relative_path, self.encode(result))
         return result
 
 
@@ -191,7 +202,7 @@ def deidentify_tree(input_dir: Path, output_dir: Path | None, secret: bytes,
             ds = deid.read(path)
             result = deid.deidentify(ds)
             if output_dir is not None:
-                atomic_write_bytes(Path(output_dir) / result.relative_path, deid.encode(result))
+                write_output(Path(output_dir) / result.relative_path, deid.encode(result))
             if on_result is not None:
                 on_result(path, result)
         except MalformedInput as exc:

@@ -105,10 +105,10 @@ def clean_pixels(ds: Dataset, detect: bool = True) -> CleanPixels:
     result = CleanPixels(frames, photometric, bits if photometric != "RGB" else 8, regions,
                          lossy_source=lossy)
     if regions:
-        keep = np.zeros((height, width), bool)
+        kept = np.full_like(frames, blank)
         for x0, y0, x1, y1 in regions:
-            keep[y0:y1, x0:x1] = True
-        frames[:, ~keep] = blank
+            kept[:, y0:y1, x0:x1] = frames[:, y0:y1, x0:x1]
+        frames = result.frames = kept
     # With regions, look for text inside their bounding box only: the cut edge between image and
     # blanked surround would otherwise look like bright strokes on a blank field.
     x0, y0, x1, y1 = result.image_box

@@ -61,7 +61,10 @@ def _glyphs(mask: np.ndarray) -> int:
 
 
 def _wordlike(strokes: np.ndarray, w: int, h: int, min_glyphs: int = 2) -> bool:
-    """A word has about one glyph per character width; a skin line or an edge is one long stroke."""
+    """A word has about one glyph per character width and each glyph about a glyph-height of
+    stroke pixels; a skin line or an edge is one long stroke, a bright echo a few pixels."""
+    if int(np.count_nonzero(strokes)) < 3 * h:
+        return False
     return _glyphs(strokes) >= max(min_glyphs, int(0.3 * w / max(h, 1)))
 
 

@@ -49,6 +49,13 @@ class PhantomImage:
         return np.clip(self.image[..., None].astype(np.float32) * tint, 0, 255).astype(np.uint8)
 
 
+def _shrink(spec: LesionSpec, max_width_mm: float, lateral_frac: float) -> LesionSpec:
+    """Cap a lesion's width, keeping its aspect ratio, and move it across the image."""
+    scale = min(1.0, max_width_mm / spec.width_mm)
+    return replace(spec, width_mm=spec.width_mm * scale, height_mm=spec.height_mm * scale,
+                   lateral_frac=lateral_frac)
+
+
 def sample_lesions(rng: np.random.Generator, pathology: str) -> tuple[LesionSpec, ...]:
     """The lesions of one patient: none, one, or (for some benign cases) two cysts."""
     if pathology not in PATHOLOGIES:
@@ -62,8 +69,8 @@ def sample_lesions(rng: np.random.Generator, pathology: str) -> tuple[LesionSpec
             second = sample_lesion(rng, pathology)
         # Two small cysts on opposite sides of the image, so they never overlap.
         side = 1.0 if rng.uniform() < 0.5 else -1.0
-        first = replace(first, width_mm=min(first.width_mm, 10.0), lateral_frac=-0.45 * side)
-        second = replace(second, width_mm=min(second.width_mm, 7.0), lateral_frac=0.5 * side)
+        first = _shrink(first, 10.0, lateral_frac=-0.45 * side)
+        second = _shrink(second, 7.0, lateral_frac=0.5 * side)
         return first, second
     return (first,)
 

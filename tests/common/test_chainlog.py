@@ -45,5 +45,5 @@ def test_torn_final_line_is_reported_and_not_built_on(tmp_path):
     log = _log(tmp_path, 2)
     with open(log.path, "ab") as fh:
         fh.write(b'{"seq": 3, "ev')
-    with pytest.raises(VerificationError, match="line 3 is not valid JSON"):
+    with pytest.raises(VerificationError, match="last line is not valid JSON"):
         log.append("more")

@@ -11,6 +11,8 @@ import psutil
 import pytest
 from safetensors.numpy import load_file
 
+from client.approval import approve, installed_app_hash
+from client.approval import approve, installed_app_hash
 from client.site_init import init_site
 from client.supernode import start_supernode
 from client.workdir import SiteDir
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.e2e
 TINY = ["model.image_size=32", "model.block_out_channels=[16,32]",
         "model.attention_levels=[false,true]", "model.norm_num_groups=8",
         "dp.local_steps=1", "dp.expected_batch_patients=4", "dp.target_epsilon=2.0",
-        "federation.rounds=2", "federation.reply_timeout_s=120",
+        "federation.rounds=2", "federation.reply_timeout_s=300",
         "federation.node_wait_s=60", "federation.evaluate=false", "federation.round_retries=0"]
 SITES = [("hospital-a", "device-a", 1), ("hospital-b", "device-b", 2)]
 
@@ -78,6 +80,8 @@ def fed(tmp_path_factory):
     save_base(c.base, build_unet(cfg.model), cfg.model)
     for sid, device, seed in SITES:
         init_site(sid, c.sites[sid].root)
+        approve(c.sites[sid], installed_app_hash(), note="e2e test")  # default deny otherwise
+        approve(c.sites[sid], installed_app_hash(), note="e2e test")  # default deny
         simulate_store(c.sites[sid].store, sid, device, patients=32, seed=seed, image_size=32)
     c.start_link()
     try:
@@ -178,7 +182,7 @@ def test_killed_node_quorum(fed):
     job = fed.root / "job-quorum"
     # quorum 1: the round completes with the surviving site and records the failure
     cfg = fed.cfg("federation.min_train_sites=1", "federation.rounds=1",
-                  "federation.reply_timeout_s=60")
+                  "federation.reply_timeout_s=300")
     run_id = fed.submit(job, cfg)
     victim = fed.nodes["hospital-b"]
     wait_for(lambda: any("clientapp" in " ".join(psutil.Process(p).cmdline())
@@ -192,7 +196,7 @@ def test_killed_node_quorum(fed):
     # quorum 2 with one site dead: the run fails loudly and keeps the last good checkpoint
     before = RunState.load(job).checkpoint
     cfg = fed.cfg("federation.min_train_sites=2", "federation.rounds=2",
-                  "federation.reply_timeout_s=60", "federation.node_wait_s=10",
+                  "federation.reply_timeout_s=300", "federation.node_wait_s=10",
                   "federation.round_retries=0")
     with pytest.raises(FederationError, match="quorum is 2|2 needed"):
         fed.follow(job, fed.submit(job, cfg, resume=True))

@@ -1,0 +1,80 @@
+"""`train_adapters` on a real (tiny) site work dir: policy, ledger, statement, adapter file."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from client.ledger import PrivacyLedger
+from client.train import train_adapters
+from client.workdir import SiteDir
+from common.config import load_config
+from common.errors import PolicyError
+from common.model import build_unet, save_base
+from common.privacy import epsilon
+from common.store import ImageRecord, Store
+
+torch.set_num_threads(2)
+TINY = ["model.image_size=32", "model.block_out_channels=[16,32]",
+        "model.attention_levels=[false,true]", "model.attention_head_dim=8",
+        "model.norm_num_groups=8", "dp.expected_batch_patients=3", "dp.max_images_per_patient=2"]
+
+
+def make_site(root: Path, patients: int = 14, policy: dict | None = None,
+              overrides: tuple[str, ...] = ()):
+    """A site work dir with a store of random images, a policy, and a tiny base model."""
+    site = SiteDir(root / "site")
+    site.root.mkdir(parents=True)
+    site.site_json.write_text(json.dumps({"site_id": "test-site"}))
+    site.policy.write_text(yaml.safe_dump({"min_patients": 5, **(policy or {})}))
+    store = Store.create(site.store)
+    rng = np.random.default_rng(0)
+    for p in range(patients):
+        for j in range(1 + p % 3):
+            store.add(ImageRecord(image_id=f"p{p:02d}-{j}", patient=f"patient-{p:02d}",
+                                  pathology=("benign", "malignant", "normal")[p % 3],
+                                  device="device-a", width=40, height=40, boxes=((5, 5, 20, 24),)),
+                      rng.integers(0, 255, (40, 40), dtype=np.uint8))
+    cfg = load_config("cpu-demo", [*TINY, *overrides])
+    base = root / "base"
+    torch.manual_seed(0)
+    save_base(base, build_unet(cfg.model), cfg.model)
+    return site, cfg, base
+
+
+def test_two_rounds_record_blocks_and_reach_target_epsilon(tmp_path):
+    site, cfg, base = make_site(tmp_path, overrides=("dp.local_steps=2", "federation.rounds=2",
+                                                     "dp.target_epsilon=6.0"))
+    first = train_adapters(site, cfg, base, None, round=1, job_id="job-1")
+    second = train_adapters(site, cfg, base, first.adapter_state, round=2, job_id="job-1")
+    ledger = PrivacyLedger(site.ledger)
+    events = [e["event"] for e in ledger.entries()]
+    assert events == ["job-start", "dp-steps", "block-done", "dp-steps", "block-done"]
+    st = second.statement
+    assert (st.unit, st.steps, st.rounds, st.accountant) == ("patient", 4, 2, "prv")
+    # calibrated for all planned rounds: after the last round epsilon is at (just under) target
+    assert 0.9 * 6.0 <= st.epsilon <= 6.0
+    assert first.statement.epsilon < st.epsilon
+    assert st.epsilon == pytest.approx(epsilon(ledger.history("job-1"), st.delta, "prv"))
+    assert st.delta < 1 / 14 and st.sample_rate == pytest.approx(3 / 10)
+    assert second.num_examples % 10 == 0 and "loss" not in second.metrics
+    assert all("lora_" in k for k in second.adapter_state)
+    assert second.adapter_path.exists() and second.adapter_path.parent == site.adapters
+    assert not torch.equal(torch.cat([v.flatten() for v in first.adapter_state.values()]),
+                           torch.cat([v.flatten() for v in second.adapter_state.values()]))
+
+
+def test_budget_exceeding_job_is_refused_before_training(tmp_path):
+    site, cfg, base = make_site(tmp_path, policy={"max_epsilon_total": 3.0},
+                                overrides=("dp.local_steps=2", "federation.rounds=1",
+                                           "dp.target_epsilon=2.5"))
+    train_adapters(site, cfg, base, None, round=1, job_id="job-1")
+    before = site.ledger.read_bytes()
+    adapters_before = sorted(site.adapters.iterdir())
+    with pytest.raises(PolicyError, match="refused before training"):
+        train_adapters(site, cfg, base, None, round=1, job_id="job-2")
+    assert site.ledger.read_bytes() == before
+    assert sorted(site.adapters.iterdir()) == adapters_before
