@@ -7,7 +7,8 @@ grid of trainings fits the demo's two CPU cores; what matters is that every arm 
 comparison gets exactly the same network, optimiser, schedule and augmentation.
 
 Training is deterministic for a seed: weights, batch order and augmentation all draw from
-generators seeded from it, so re-running the evidence stage reproduces its numbers.
+generators seeded from it, so re-running the evidence stage reproduces its numbers (bit for bit
+on CPU; a GPU, used when present, may differ in the last digits).
 
 Two augmentation levels:
 - `augment=True`: horizontal flip and small gain/offset jitter (always on in the protocol).
@@ -147,7 +148,8 @@ def train_classifier(
         raise DataError("classifier: training set needs both benign (0) and malignant (1) images, "
                         f"got only {np.unique(labels).tolist()}")
     torch.manual_seed(seed)
-    model = build_classifier(image_size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_classifier(image_size).to(device)
     x_all = _as_batch(images, image_size)
     y_all = torch.as_tensor(labels, dtype=torch.float32)
     pos_weight = torch.tensor((y_all == 0).sum().item() / max(1.0, (y_all == 1).sum().item()))
@@ -164,7 +166,8 @@ def train_classifier(
             x = x_all[idx]
             if augment or device_augment:
                 x = augment_batch(x, gen, device_style=device_augment)
-            loss = F.binary_cross_entropy_with_logits(model(x), y_all[idx], pos_weight=pos_weight)
+            loss = F.binary_cross_entropy_with_logits(model(x.to(device)), y_all[idx].to(device),
+                                                      pos_weight=pos_weight.to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -177,6 +180,8 @@ def train_classifier(
 def predict_scores(model: LesionClassifier, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Probability of malignancy for each image ([N,H,W] in [-1,1]) as a float64 array."""
     model.eval()
+    device = next(model.parameters()).device
     x = _as_batch(images, model.image_size)
-    out = [torch.sigmoid(model(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    out = [torch.sigmoid(model(x[i:i + batch_size].to(device))).cpu()
+           for i in range(0, len(x), batch_size)]
     return torch.cat(out).double().numpy() if out else np.zeros(0)

@@ -155,6 +155,7 @@ class EvidenceConfig:
     scaling_sizes: tuple[int, ...] = (250, 500, 1000, 2000, 4000, 8000)
     cross_device_test: str = "device-c"  # the device held out in the cross-device comparison
     full_grid: bool = False  # False: scaling and cross-device use one seed (the demo's budget)
+    threads: int = 1  # torch CPU threads while training classifiers (small nets scale poorly)
 
 
 @dataclass(frozen=True)

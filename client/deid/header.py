@@ -19,7 +19,6 @@ from pydicom.uid import UID_dictionary
 from client.deid.keys import Pseudonymizer
 from client.deid.profile import TABLE, VOCABULARY
 
-_TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _DEVICE_UNSAFE = re.compile(r"[^A-Za-z0-9 .\-_/+]")
 _BINARY_NUMERIC_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT"}
@@ -145,18 +144,18 @@ def _vocabulary(value, vr: str):
 
 
 def _shift(vr: str, value, days: int):
-    """Shift DA/DT by the patient's offset; keep TM only when well formed; else empty."""
+    """Shift DA/DT by the patient's offset (DT keeps its date only); times of day are emptied.
+
+    A time of day is a quasi-identifier (it matches the scanner's and the RIS's logs) and
+    models do not need it, so TM is made empty rather than kept."""
     text = str(value).strip()
-    if not text:
+    if not text or vr == "TM":
         return ""
-    if vr == "TM":
-        return text if _TIME.match(text) else ""
     try:
         date = dt.datetime.strptime(text[:8], "%Y%m%d").date()
     except ValueError:
         return ""
     shifted = (date - dt.timedelta(days=days)).strftime("%Y%m%d")
-    if vr == "DA":
-        return shifted if len(text) == 8 else ""
-    rest = re.split(r"[+-]", text[8:])[0]  # DT: drop any UTC offset (it hints at location)
-    return shifted + rest if re.fullmatch(r"(\d{2}){0,3}(\.\d{1,6})?", rest) else shifted
+    if vr == "DA" and len(text) != 8:
+        return ""
+    return shifted

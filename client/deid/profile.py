@@ -20,7 +20,8 @@ Actions (the letters follow Table E.1-1 where one exists):
   D   replace with the keyed patient pseudonym
   Z   replace with an empty value
   U   replace the UID with a keyed new UID (same input -> same output, across files and runs)
-  S   shift the date by the patient's keyed offset (DA / DT); times of day are validated and kept
+  S   shift the date by the patient's keyed offset (DA; DT keeps only its shifted date);
+      times of day (TM) are made empty
   DEV keep device identity text (Retain Device Identity), reduced to safe printable characters
   SEQ keep the sequence and apply this same table to every item
   PIX regenerated from the decoded pixels by client.deid.pixels (never copied)

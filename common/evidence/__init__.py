@@ -19,14 +19,16 @@ from common.evidence.report import render_html, write_plots
 
 
 def run_evidence(out_dir: Path, real_train_stores: list[Path], test_stores: list[Path],
-                 synthetic_sets: dict[str, tuple[Path, float | None]], cfg: Config,
+                 synthetic_sets: dict[str, tuple[Path | list[Path], float | None]], cfg: Config,
                  seeds: list[int] | None = None, full_grid: bool | None = None,
-                 show_progress: bool = True) -> dict:
+                 show_progress: bool = True, note: str = "") -> dict:
     """Run the evidence protocol and write its report; returns the results dict.
 
-    `synthetic_sets` maps a label to (folder or release bundle, epsilon); epsilon None or
+    `synthetic_sets` maps a label to (folder or release bundle, or a list of them pooled, e.g.
+    every site's release; epsilon); epsilon None or
     `math.inf` means a release made without DP. The release at `cfg.dp.target_epsilon` (else
     the first) is the headline one. `seeds` default to `cfg.seed + k` for k < `evidence.seeds`.
+    `note` is printed at the top of the report (e.g. what the synthetic sets really are).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -34,14 +36,25 @@ def run_evidence(out_dir: Path, real_train_stores: list[Path], test_stores: list
     work = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), disable=not show_progress) as progress:
-        results = run_evidence_protocol(real_train_stores, test_stores, synthetic_sets, cfg,
-                                        seeds=seeds, full_grid=full_grid, progress=progress)
-    plots = write_plots(results, work)
-    results["plots"] = {name: p.name for name, p in plots.items()}
-    (work / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    (work / "report.html").write_text(render_html(results, plots), encoding="utf-8")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.evidence.threads)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), disable=not show_progress) as progress:
+            results = run_evidence_protocol(real_train_stores, test_stores, synthetic_sets, cfg,
+                                            seeds=seeds, full_grid=full_grid, progress=progress)
+        results["note"] = note
+        plots = write_plots(results, work)
+        results["plots"] = {name: p.name for name, p in plots.items()}
+        (work / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        (work / "report.html").write_text(render_html(results, plots), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        torch.set_num_threads(threads)
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old")
         shutil.rmtree(old, ignore_errors=True)

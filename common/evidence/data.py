@@ -117,7 +117,7 @@ def load_synthetic(folder: Path, size: int) -> LabelledSet:
         images.append(np.asarray(img, dtype=np.float32) / 127.5 - 1.0)
         labels.append(TASK_LABELS[pathology])
         devices.append(row.get("device") or "")
-        names.append(f"synthetic/{name}")
+        names.append(f"synthetic:{meta.parent}/{name}")
     if not images:
         raise DataError(f"{meta}: no benign or malignant images listed")
     return LabelledSet(np.stack(images), np.array(labels, dtype=np.int64),
@@ -147,3 +147,23 @@ def stratified_subset(data: LabelledSet, n: int, seed: int) -> LabelledSet:
     n_pos = min(len(pos), max(1, int(round(n * frac))))
     n_neg = min(len(neg), n - n_pos)
     return data.take(np.sort(np.r_[pos[:n_pos], neg[:n_neg]]))
+
+
+def release_epsilon(folder: Path) -> float | None:
+    """The epsilon a release bundle's manifest states (None if it states none or infinity).
+
+    Raises if `folder` has no manifest: a bare synthetic folder must be given its epsilon
+    explicitly, because a privacy-utility point without its epsilon would be meaningless.
+    """
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.exists():
+        raise DataError(f"{folder}: no manifest.json, so its epsilon is unknown; give it as "
+                        f"{folder}@EPSILON (or @inf for a release without DP)")
+    try:
+        value = json.loads(manifest.read_text()).get("epsilon")
+    except ValueError as exc:
+        raise DataError(f"{manifest}: not valid JSON: {exc}") from exc
+    if value is None or value == "inf":
+        return None
+    eps = float(value)
+    return None if eps == float("inf") else eps

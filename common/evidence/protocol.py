@@ -37,10 +37,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SyntheticSource:
-    """One synthetic set: a folder (or release bundle) and the epsilon it was released at."""
+    """One synthetic set: folders or release bundles (pooled, e.g. one per site) and the
+    epsilon they were released at."""
 
     label: str
-    folder: Path
+    folders: tuple[Path, ...]
     epsilon: float | None  # None: no DP (epsilon = infinity)
 
 
@@ -154,9 +155,11 @@ def _load_inputs(real_train_stores, test_stores, synthetic_sets, cfg):
         if min(count["benign"], count["malignant"]) == 0:
             raise DataError(f"evidence: the real {name} set has no images of one class ({count})")
     synthetic = {}
-    for label, (folder, eps) in synthetic_sets.items():
-        src = SyntheticSource(label, Path(folder), None if eps is None or math.isinf(eps) else float(eps))
-        synthetic[label] = (src, load_synthetic(src.folder, size))
+    for label, (folders, eps) in synthetic_sets.items():
+        folders = (folders,) if isinstance(folders, (str, Path)) else tuple(folders)
+        src = SyntheticSource(label, tuple(Path(f) for f in folders),
+                              None if eps is None or math.isinf(eps) else float(eps))
+        synthetic[label] = (src, concat([load_synthetic(f, size) for f in src.folders], label))
     return real, test, synthetic
 
 
@@ -170,8 +173,8 @@ def primary_label(synthetic: dict[str, tuple[SyntheticSource, LabelledSet]], cfg
 
 
 def run_evidence_protocol(real_train_stores: list[Path], test_stores: list[Path],
-                          synthetic_sets: dict[str, tuple[Path, float | None]], cfg: Config,
-                          seeds: list[int] | None = None, full_grid: bool | None = None,
+                          synthetic_sets: dict[str, tuple[Path | list[Path], float | None]],
+                          cfg: Config, seeds: list[int] | None = None, full_grid: bool | None = None,
                           progress=None) -> dict:
     """Run every analysis and return the results as plain data (see module docstring)."""
     if not synthetic_sets:
@@ -225,7 +228,7 @@ def run_evidence_protocol(real_train_stores: list[Path], test_stores: list[Path]
         "data": {"real_train": real.counts(), "test": test.counts(),
                  "real_train_stores": [str(s) for s in real_train_stores],
                  "test_stores": [str(s) for s in test_stores],
-                 "synthetic": {lab: {"folder": str(src.folder), "epsilon": _eps_json(src.epsilon),
+                 "synthetic": {lab: {"folders": [str(f) for f in src.folders], "epsilon": _eps_json(src.epsilon),
                                      **data.counts()} for lab, (src, data) in synthetic.items()}},
         "specificity": spec,
     }

@@ -107,7 +107,7 @@ def plot_privacy_utility(results: dict, path: Path) -> None:
     _save(fig, path)
 
 
-TEMPLATE = jinja2.Template("""<!doctype html>
+TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <html><head><meta charset="utf-8"><title>busgen-fed evidence report</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
@@ -117,6 +117,7 @@ img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}.ok{color:#176317}.no{co
 .note{color:#555;font-size:0.9em}
 </style></head><body>
 <h1>What is the synthetic release worth?</h1>
+{% if r.note %}<p style="background:#fff4d6;padding:0.5em"><b>Note:</b> {{ r.note }}</p>{% endif %}
 <p>Benign-vs-malignant classifier, one recipe for every arm ({{ r.classifier.image_size }} px,
 seeds {{ r.seeds|join(', ') }}), tested on <b>{{ r.data.test.images }} images of
 {{ r.data.test.patients }} held-out real patients</b> (patient-disjoint from all training data).

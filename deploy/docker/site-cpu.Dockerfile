@@ -3,7 +3,8 @@
 #   docker build -f deploy/docker/site-cpu.Dockerfile -t busgen-site:0.1.0-cpu .
 # Run (outbound connection only; no port is published):
 #   docker run -d --name busgen-site --restart unless-stopped \
-#     -v /srv/busgen/site:/var/lib/busgen/site -e HTTPS_PROXY=http://proxy.hospital.local:3128 \
+#     -v /srv/busgen/site:/var/lib/busgen/site -e BUSGEN_SUPERLINK=fl.consortium.example:443 \
+#     -e HTTPS_PROXY=http://proxy.hospital.local:3128 \
 #     busgen-site:0.1.0-cpu join --superlink fl.consortium.example:443 \
 #     --ca /var/lib/busgen/site/keys/ca.pem --workdir /var/lib/busgen/site
 # Pin the base image by digest for production (docker buildx imagetools inspect IMAGE).

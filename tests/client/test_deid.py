@@ -79,7 +79,8 @@ def test_header_allowlist_and_deid_record(run):
         assert not any(0x6000 <= elem.tag.group <= 0x60FF or 0x5000 <= elem.tag.group <= 0x50FF
                        for elem in ds.iterall())
         for kw in ("IconImageSequence", "RequestAttributesSequence", "InstitutionName",
-                   "AccessionNumber", "PatientBirthDate", "DeviceSerialNumber", "ImageComments"):
+                   "AccessionNumber", "PatientBirthDate", "DeviceSerialNumber", "ImageComments",
+                   "StudyTime", "PatientAddress", "OperatorsName", "StationName"):
             assert not ds.get(kw), kw
         meta = ds.file_meta
         assert "SourceApplicationEntityTitle" not in meta

@@ -68,13 +68,31 @@ def test_two_rounds_record_blocks_and_reach_target_epsilon(tmp_path):
 
 
 def test_budget_exceeding_job_is_refused_before_training(tmp_path):
-    site, cfg, base = make_site(tmp_path, policy={"max_epsilon_total": 3.0},
-                                overrides=("dp.local_steps=2", "federation.rounds=1",
-                                           "dp.target_epsilon=2.5"))
-    train_adapters(site, cfg, base, None, round=1, job_id="job-1")
+    """Through the CLI: a local job, then one the site total cannot afford, then the budget."""
+    from click.testing import CliRunner
+
+    from client.cli import main
+
+    site, cfg, base = make_site(tmp_path, policy={"max_epsilon_total": 3.0})
+    args = ["train", "--workdir", str(site.root), "--base", str(base), "--epsilon", "2.5",
+            "--steps", "2", "--json", *[a for o in TINY for a in ("--set", o)]]
+    runner = CliRunner()
+    first = runner.invoke(main, [*args, "--job-id", "job-1"])
+    assert first.exit_code == 0, first.output
+    statement = json.loads(first.stdout)["statement"]
+    assert statement["epsilon"] <= 2.5 and statement["rounds"] == 1
     before = site.ledger.read_bytes()
     adapters_before = sorted(site.adapters.iterdir())
     with pytest.raises(PolicyError, match="refused before training"):
         train_adapters(site, cfg, base, None, round=1, job_id="job-2")
+    refused = runner.invoke(main, [*args, "--job-id", "job-3"])
+    assert refused.exit_code == PolicyError.exit_code and "max_epsilon_total" not in refused.output
+    assert "3 allowed by the site policy" in refused.output
     assert site.ledger.read_bytes() == before
     assert sorted(site.adapters.iterdir()) == adapters_before
+    budget = runner.invoke(main, ["budget", "--workdir", str(site.root), "--json"])
+    summary = json.loads(budget.stdout)
+    assert [(e["job_id"], e["steps"]) for e in summary["entries"]] == [("job-1", 2)]
+    assert summary["total_epsilon"] == pytest.approx(statement["epsilon"])
+    assert summary["remaining_epsilon_total"] == pytest.approx(3.0 - statement["epsilon"])
+    assert runner.invoke(main, ["budget", "--workdir", str(site.root)]).exit_code == 0

@@ -25,7 +25,7 @@ def _lesions(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]
 
 @pytest.fixture(scope="module")
 def data():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     return _lesions(160, 0), _lesions(80, 1)
 
 

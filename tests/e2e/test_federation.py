@@ -12,7 +12,6 @@ import pytest
 from safetensors.numpy import load_file
 
 from client.approval import approve, installed_app_hash
-from client.approval import approve, installed_app_hash
 from client.site_init import init_site
 from client.supernode import start_supernode
 from client.workdir import SiteDir
@@ -56,6 +55,8 @@ class Consortium:
         return load_config("cpu-demo", TINY + list(extra))
 
     def submit(self, job, cfg, resume=False):
+        for site in self.sites.values():  # sites run only approved code (client.approval)
+            approve(site, installed_app_hash(), note="e2e test")
         write_run_spec(job, cfg, self.base, resume=resume, registry=self.link_dir / "sites.json")
         return submit_job(job, self.link_dir)
 
@@ -80,8 +81,6 @@ def fed(tmp_path_factory):
     save_base(c.base, build_unet(cfg.model), cfg.model)
     for sid, device, seed in SITES:
         init_site(sid, c.sites[sid].root)
-        approve(c.sites[sid], installed_app_hash(), note="e2e test")  # default deny otherwise
-        approve(c.sites[sid], installed_app_hash(), note="e2e test")  # default deny
         simulate_store(c.sites[sid].store, sid, device, patients=32, seed=seed, image_size=32)
     c.start_link()
     try:
