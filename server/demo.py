@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.config import Config
 from common.errors import FederationError
@@ -147,12 +148,13 @@ def base_fingerprint(cfg: Config) -> str:
 def stage_base(run: DemoRun) -> dict:
     """Pretrain the base on simulated public-like data, or reuse the cached one."""
     from common.model import load_base
+    from common.model.checkpoint import HASH_FILE
     from common.model.pretrain import pretrain
     from common.phantom import simulate_multi_device_store
 
     cache = cache_root() / f"base-{base_fingerprint(run.cfg)}"
     base_dir = cache / "base"
-    if not (base_dir / "busgen.json").exists():
+    if not (base_dir / HASH_FILE).exists():  # written last: the base is complete
         store = simulate_multi_device_store(cache / "pretrain-store", run.cfg.data.pretrain_devices,
                                             run.cfg.data.pretrain_patients, seed=run.cfg.seed,
                                             progress=True)
@@ -176,7 +178,17 @@ def stage_federate(run: DemoRun, base_dir: Path) -> dict:
     # hospital's IT would with `busgen-site approve` after reviewing a release.
     for d in site_dirs:
         approve(SiteDir(d), installed_app_hash(), note="demo: approved by the simulated site operator")
-    summary = run_local_consortium(run.root, run.cfg, site_dirs, base_dir)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("federated rounds (sites starting)", total=run.cfg.federation.rounds)
+
+        def on_state(state: dict) -> None:
+            sites = ", ".join(f"{k} eps={v['epsilon']:.2f}" if v.get("epsilon") is not None else k
+                              for k, v in state["sites"].items())
+            bar.update(task, completed=state["completed_rounds"],
+                       description=f"federated rounds [{sites or 'waiting for sites'}]")
+
+        summary = run_local_consortium(run.root, run.cfg, site_dirs, base_dir, progress=on_state)
     return {"federation": summary}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -51,6 +52,9 @@ def plot_scaling(results: dict, path: Path) -> None:
     ax.plot([p["n"] for p in sc["synthetic"]], [p["auc"] for p in sc["synthetic"]], "s-",
             label=f"synthetic images ({sc['release']})")
     ax.set_xscale("log")
+    ticks = sorted({p["n"] for p in sc["real"] + sc["synthetic"]})
+    ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=8)
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set(xlabel="training images (log scale)", ylabel="AUC on held-out real patients",
            title="Scaling: synthetic vs real")
     ax.grid(alpha=0.3)
@@ -100,6 +104,7 @@ def plot_privacy_utility(results: dict, path: Path) -> None:
         ax.annotate(p["release"], (x, p["tstr"]["auc"]), fontsize=7, xytext=(3, -10),
                     textcoords="offset points")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xticks(xs, ["inf" if p["epsilon"] == "inf" else f"{_eps_x(p['epsilon']):g}" for p in pts])
     ax.set(xlabel="epsilon (patient-level, log scale)", ylabel="AUC",
            title="Privacy-utility")

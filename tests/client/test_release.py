@@ -3,7 +3,6 @@ verifies, with the audit inside and the real-image review kept at the site."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -39,6 +38,7 @@ def _site(tmp_path):
     return site, cfg, base, adapter
 
 
+@pytest.mark.e2e
 def test_release_writes_a_verifiable_bundle(tmp_path):
     from client.release import conditions, make_release
     from common.bundle import verify_bundle

@@ -78,6 +78,8 @@ def test_unet_shapes_and_attention_levels():
 def test_profiles_build_with_expected_sizes():
     demo = sum(p.numel() for p in build_unet(load_config("cpu-demo").model).parameters())
     assert 2e6 < demo < 5e6
+    gpu = sum(p.numel() for p in build_unet(load_config("gpu-128").model).parameters())
+    assert 40e6 < gpu < 55e6  # BUSGen-sized (47.8M)
 
 
 def test_class_labels_round_trip_and_null():

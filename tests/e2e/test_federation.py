@@ -101,6 +101,17 @@ def wait_for(predicate, timeout_s, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def running_clientapp(node: sl.ManagedProcess) -> bool:
+    """True once the SuperNode has started a ClientApp process (a round is under way)."""
+    for pid in sl.descendants(node.proc.pid):
+        try:
+            if "clientapp" in " ".join(psutil.Process(pid).cmdline()):
+                return True
+        except psutil.Error:  # exited (or a zombie) while we looked
+            pass
+    return False
+
+
 def kill_tree(proc: sl.ManagedProcess):
     """SIGKILL a process and its descendants: a crash, not a shutdown."""
     for pid in [proc.proc.pid, *sl.descendants(proc.proc.pid)]:
@@ -184,8 +195,7 @@ def test_killed_node_quorum(fed):
                   "federation.reply_timeout_s=300")
     run_id = fed.submit(job, cfg)
     victim = fed.nodes["hospital-b"]
-    wait_for(lambda: any("clientapp" in " ".join(psutil.Process(p).cmdline())
-                         for p in sl.descendants(victim.proc.pid)), 120, "hospital-b training")
+    wait_for(lambda: running_clientapp(victim), 300, "hospital-b training")
     kill_tree(victim)
     summary = fed.follow(job, run_id)
     assert summary["history"][-1]["sites"] == ["hospital-a"]
