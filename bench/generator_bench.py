@@ -157,9 +157,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=150.0, help="training seconds for the quality run")
     ap.add_argument("--n-eval", type=int, default=48, help="generated images for the quality metrics")
     ap.add_argument("--patients", type=int, default=120, help="simulated pretraining patients")
-    ap.add_argument("--repeats", type=int, default=3, help="alternating repeats of the speed test")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating repeats of the speed test")
+    ap.add_argument("--n-speed", type=int, default=8, help="images per sampling-speed run")
     ap.add_argument("--efflite-size", type=int, default=128, help="EfficientNet-Lite0 input size")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads; use 1 when the machine is shared (2 threads oversubscribe)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,7 @@ def main() -> None:
         work = Path(tmp)
         store = simulate_multi_device_store(work / "store", cfg.data.pretrain_devices, args.patients,
                                             seed=0, image_size=128, progress=True)
-        results["sampling"] = sampling_speed(cfg, args.repeats, n=8)
+        results["sampling"] = sampling_speed(cfg, args.repeats, n=args.n_speed)
         print("sampling", json.dumps(results["sampling"]["images_per_s"]))
         results["training"] = training_speed(cfg, store, steps=8)
         print("training", results["training"]["steps_per_s"], "steps/s")

@@ -139,7 +139,7 @@ rounds completed {{ s.federation.completed_rounds }}/{{ s.federation.rounds }}
 {% for site, rel in s.releases.items() %}
 <h3>{{ site }}</h3>
 <p class="note">Bundle <code>{{ rel.bundle }}</code>; audit: <a href="{{ rel.audit_link }}">audit.html</a>.
-{{ rel.kept }} images released, {{ rel.flagged }} removed by the memorization filter.</p>
+{{ rel.n_released }} of {{ rel.n_generated }} generated images released; {{ rel.n_removed_memorization }} removed by the memorization filter, {{ rel.n_removed_phi }} by the PHI scan. Membership-inference AUC {{ fmt(rel.mia_auc) }}; {{ rel.fd_metric }} {{ fmt(rel.fd) }}.</p>
 {% if img.grids[site] %}<img src="data:image/png;base64,{{ img.grids[site] }}" alt="synthetic images of {{ site }}">{% endif %}
 {% endfor %}
 
@@ -162,14 +162,11 @@ def _fmt(value) -> str:
 
 
 def _auc(entry) -> str:
-    """An AUC entry is a number or a dict with its estimate and 95% interval."""
-    if isinstance(entry, dict):
-        est = entry.get("mean", entry.get("auc", entry.get("value")))
-        lo, hi = entry.get("ci_low", entry.get("lo")), entry.get("ci_high", entry.get("hi"))
-        if est is not None and lo is not None and hi is not None:
-            return f"{est:.3f} (95% CI {lo:.3f}-{hi:.3f})"
-        return json.dumps(entry)
-    return _fmt(entry)
+    """An evidence entry: {"auc": estimate, "auc_ci": [low, high], "n_images": ...}."""
+    if not isinstance(entry, dict) or entry.get("auc") is None:
+        return "-"
+    low, high = entry.get("auc_ci") or (float("nan"), float("nan"))
+    return f"{entry['auc']:.3f} (95% CI {low:.3f}-{high:.3f}; {entry.get('n_images', '?')} training images)"
 
 
 def render_report(run_dir: Path, summary: dict) -> Path:

@@ -66,11 +66,22 @@ def wait_for_nodes(grid: Grid, needed: int, timeout_s: float) -> list[int]:
 
 def send(grid: Grid, nodes: list[int], kind: str, adapter: dict[str, np.ndarray],
          config: dict, timeout_s: float) -> tuple[dict[int, Message], list[int]]:
-    """Send one message per node; return (replies by node id, nodes that did not answer)."""
+    """Send one message per node; return (replies by node id, nodes that did not answer).
+
+    Replies are matched by the id of the message they answer, not by their sender: an error
+    reply the SuperLink writes for a dead node comes from node 1 (the SuperLink itself).
+    """
     messages = [Message(RecordDict({"arrays": to_record(adapter), "config": ConfigRecord(config)}),
                         dst_node_id=nid, message_type=kind, group_id=str(config["server-round"]))
                 for nid in nodes]
-    replies = {m.metadata.src_node_id: m for m in grid.send_and_receive(messages, timeout=timeout_s)}
+    node_of = dict(zip(grid.push_messages(messages), nodes))
+    replies: dict[int, Message] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(replies) < len(node_of) and time.monotonic() < deadline:
+        waiting = [mid for mid, nid in node_of.items() if nid not in replies]
+        for reply in grid.pull_messages(waiting):
+            replies[node_of[reply.metadata.reply_to_message_id]] = reply
+        time.sleep(1.0)
     return replies, [n for n in nodes if n not in replies]
 
 

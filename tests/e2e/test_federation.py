@@ -200,6 +200,7 @@ def test_killed_node_quorum(fed):
     summary = fed.follow(job, run_id)
     assert summary["history"][-1]["sites"] == ["hospital-a"]
     assert summary["sites"]["hospital-b"]["failures"] == 1
+    assert set(summary["sites"]) == {"hospital-a", "hospital-b"}  # the failure is b's, by name
     assert summary["sites"]["hospital-a"]["rounds_joined"] == 1
 
     # quorum 2 with one site dead: the run fails loudly and keeps the last good checkpoint
