@@ -129,8 +129,9 @@ def stage_sites(run: DemoRun) -> dict:
 
 
 def _brief(report: dict) -> dict:
-    """The counts of an ingest report (what a summary needs; no per-file detail)."""
-    return {k: v for k, v in report.items() if isinstance(v, (int, float, str)) or k in ("added", "skipped")}
+    """The counts of an ingest report: what the summary shows (no per-file detail)."""
+    return {**report["counts"], "store_added": report["store"]["added"],
+            "store_total": report["store"]["total"]}
 
 
 def base_fingerprint(cfg: Config) -> str:

@@ -20,6 +20,8 @@ import numpy as np  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from server.demo import STAGES  # noqa: E402
+
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -117,13 +119,16 @@ The consortium figure is the largest site epsilon, never an average.</p>
 
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>seconds</th></tr>
-{% for name, sec in s.timings.items() %}<tr><td>{{ name }}</td><td>{{ sec }}</td></tr>{% endfor %}
+{% for name in stages if name in s.timings %}<tr><td>{{ name }}</td><td>{{ s.timings[name] }}</td></tr>{% endfor %}
 </table>
 
 <h2>Sites: de-identified ingest</h2>
-<table><tr><th>site</th><th>device</th><th>ingest</th></tr>
-{% for site, row in s.sites.items() %}
-<tr><td>{{ site }}</td><td>{{ row.device }}</td><td style="text-align:left">{{ row.ingest|tojson }}</td></tr>
+<table><tr><th>site</th><th>device</th><th>patients</th><th>DICOM files</th><th>de-identified</th>
+<th>quarantined</th><th>text boxes blanked</th><th>images in store (normal / benign / malignant)</th></tr>
+{% for site, row in s.sites.items() %}{% set i = row.ingest %}
+<tr><td>{{ site }}</td><td>{{ row.device }}</td><td>{{ i.patients }}</td><td>{{ i.inputs }}</td>
+<td>{{ i.deidentified }}</td><td>{{ i.quarantined }}</td><td>{{ i.text_boxes_blanked }}</td>
+<td>{{ i.store_total }} ({{ i.store_added.normal or 0 }} / {{ i.store_added.benign or 0 }} / {{ i.store_added.malignant or 0 }})</td></tr>
 {% endfor %}</table>
 
 <h2>Federated rounds</h2>
@@ -175,7 +180,7 @@ def render_report(run_dir: Path, summary: dict) -> Path:
     grids = {site: release_grid(Path(rel["bundle"])) for site, rel in summary.get("releases", {}).items()}
     img = {"epsilon": epsilon_plot(history), "loss": loss_plot(history), "grids": grids}
     env = Environment(autoescape=select_autoescape(default=True))
-    html = env.from_string(TEMPLATE).render(s=summary, img=img, fmt=_fmt, auc=_auc)
+    html = env.from_string(TEMPLATE).render(s=summary, img=img, fmt=_fmt, auc=_auc, stages=STAGES)
     out = Path(run_dir) / "report.html"
     out.write_text(html, encoding="utf-8")
     return out
