@@ -21,8 +21,8 @@ import numpy as np
 
 from client.deid import DeidResult, Pseudonymizer, deidentify_tree, load_secret, write_private_log
 from client.deid.report import build_report, write_report
+from client import site_log
 from client.workdir import SiteDir
-from common.chainlog import ChainLog
 from common.errors import DataError
 from common.store import PATHOLOGIES, ImageRecord, Store
 
@@ -177,6 +177,7 @@ def ingest(dicom_dir: Path, labels_csv: Path, site: SiteDir,
     site.private.mkdir(parents=True, exist_ok=True)
     write_report(site.private / "ingest-report", report)
     write_private_log(site.private / "deid-links.jsonl", tree, source=str(Path(dicom_dir).resolve()))
-    ChainLog(site.log).append("ingest", added=dict(added), skipped=dict(skipped),
-                              quarantined=len(tree.quarantined), store_total=len(store))
+    site_log.record_ingest(site, "dicom-export", accepted=sum(added.values()),
+                           quarantined=len(tree.quarantined), added=dict(added),
+                           skipped=dict(skipped), store_total=len(store))
     return report

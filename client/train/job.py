@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from client import site_log
 from client.ledger import JobPlan, PrivacyLedger
 from client.train.data import PatientDataset
 from client.train.dp import DPSettings, train_on_tensors
@@ -146,6 +147,7 @@ def train_adapters(site: SiteDir, cfg: Config, base_dir: Path, global_adapter: d
         noise_multiplicity=plan.noise_multiplicity,
         max_images_per_patient=plan.max_images_per_patient,
         patients_coarse=plan.patients_coarse, history=tuple(job_history))
+    site_log.record_training(site, job_id, round, statement)
     metrics = {"epsilon": statement.epsilon, "delta": plan.delta,
                "site_epsilon": ledger.total_epsilon(plan.accountant),
                "noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,

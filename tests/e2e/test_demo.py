@@ -21,7 +21,7 @@ TINY = [
 
 
 def _demo(run_dir: Path, cache: Path) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "server.cli", "demo", "--out", str(run_dir)]
+    args = [str(Path(sys.executable).parent / "busgen-server"), "demo", "--out", str(run_dir)]
     for item in TINY:
         args += ["--set", item]
     env = {**os.environ, "BUSGEN_CACHE": str(cache)}
