@@ -156,7 +156,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=150.0, help="training seconds for the quality run")
     ap.add_argument("--n-eval", type=int, default=48, help="generated images for the quality metrics")
-    ap.add_argument("--patients", type=int, default=120, help="simulated pretraining patients")
+    ap.add_argument("--patients", type=int, default=240, help="simulated pretraining patients")
     ap.add_argument("--repeats", type=int, default=2, help="alternating repeats of the speed test")
     ap.add_argument("--n-speed", type=int, default=8, help="images per sampling-speed run")
     ap.add_argument("--efflite-size", type=int, default=128, help="EfficientNet-Lite0 input size")

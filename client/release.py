@@ -1,4 +1,5 @@
-"""A site's synthetic release: generate -> audit -> drop flagged images -> dataset card -> sign.
+"""A site's synthetic release: generate -> audit -> drop flagged images -> dataset card -> sign
+-> a `release` event (bundle and manifest hash) in the site log.
 
 `make_release` is the library entry point (`busgen-site release` and the demo call it). Only the
 bundle leaves the site; the memorization review with real training images is written under
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from client.audit import run_audit, write_private_report
+from client.site_log import record_release
 from client.workdir import SiteDir
 from common import __version__
 from common.config import Config
@@ -135,12 +137,16 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     Returns a summary dict (paths, counts and the audit summary).
     """
     from client.ledger import PrivacyLedger
-    from common.bundle import write_bundle
+    from common.bundle import MANIFEST, write_bundle
     from common.model import BoxPrior, generate
     from common.signing import load_signing_key
 
     torch.manual_seed(seed)
     site_id = site.site_id()
+    out_dir = Path(out_dir)
+    replace = out_dir.resolve() == site.release
+    if out_dir.exists() and not replace:  # refuse before minutes of generation and audit
+        raise DataError(f"{out_dir}: already exists; releases are immutable (choose a new --out)")
     store = Store(site.store)
     train, holdout = store.split(cfg.data.holdout_fraction)
     if not train:
@@ -177,13 +183,15 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     kept_rows = [rows[i] for i in keep]
     card = dataset_card(site_id, result.audit, base_hash, adapter_hash, model_cfg, len(images))
     key = load_signing_key(site.signing_key, site.signing_passphrase)
-    out_dir = Path(out_dir)
     extra = {"site_id": site_id, "generator_hash": base_hash, "adapter_hash": adapter_hash,
              "busgen_version": __version__, "audit_format": result.audit["format"],
              "epsilon": result.audit["summary"]["epsilon"],
              "delta": result.audit["summary"]["delta"]}
     write_bundle(out_dir, images, kept_rows, card, result.audit, result.html, extra, key,
-                 replace=out_dir.resolve() == site.release)
+                 replace=replace)
+    # The signature covers the manifest, so its hash in the site log names exactly what left.
+    manifest_sha256 = _sha256(out_dir / MANIFEST)
+    record_release(site, out_dir, manifest_sha256, n_images=len(images))
     log.info("%s: released %d of %d images to %s", site_id, len(images), n, out_dir)
     return {"site_id": site_id, "bundle": str(out_dir), "private_review": str(private),
-            **result.audit["summary"]}
+            "manifest_sha256": manifest_sha256, **result.audit["summary"]}

@@ -170,15 +170,17 @@ def stage_base(run: DemoRun) -> dict:
 
 def stage_federate(run: DemoRun, base_dir: Path) -> dict:
     """Federated DP adapter rounds on Flower's Deployment Engine (TLS, node auth)."""
-    from client.approval import approve, installed_app_hash
+    from client.approval import approve, installed_app_hash, is_approved
     from client.workdir import SiteDir
     from server.federation import run_local_consortium
 
     site_dirs = [run.site_dir(s.site_id) for s in run.cfg.data.sites]
     # Default deny: each simulated operator approves the app version it is about to run, as a
     # hospital's IT would with `busgen-site approve` after reviewing a release.
+    app_hash = installed_app_hash()
     for d in site_dirs:
-        approve(SiteDir(d), installed_app_hash(), note="demo: approved by the simulated site operator")
+        if not is_approved(SiteDir(d), app_hash):
+            approve(SiteDir(d), app_hash, note="demo: approved by the simulated site operator")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("federated rounds (sites starting)", total=run.cfg.federation.rounds)

@@ -162,10 +162,11 @@ def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base
                          progress: Progress | None = None) -> dict:
     """One-machine consortium on the Deployment Engine; writes RUN_DIR/server/ state.
 
-    Every site directory must have been initialised (`client.site_init.init_site`) and hold a
-    store. Returns the run state summary; raises FederationError when the job fails.
+    Every site directory must have been initialised (`client.site_init.init_site`), hold a
+    store and have approved the installed app (`client.approval.approve`): sites run no
+    unapproved code, and approving is the site operator's act, not the coordinator's.
+    Returns the run state summary; raises FederationError when the job fails.
     """
-    from client.approval import approve, installed_app_hash, is_approved
     from client.supernode import start_supernode
     from client.workdir import SiteDir
 
@@ -178,9 +179,6 @@ def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base
         procs.append(sl.start_superlink(state_dir, ca, port))
         for d in site_dirs:
             site = SiteDir(d)
-            # the demo operator runs every site, so it approves the installed app for each
-            if not is_approved(site, installed_app_hash()):
-                approve(site, installed_app_hash(), note="one-machine consortium (demo)")
             register_site(state_dir, site.node_public_key, site.site_id())
             procs.append(start_supernode(site.root, f"localhost:{port}", ca.ca_cert,
                                          sl.free_port(), base_dir))

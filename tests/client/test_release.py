@@ -14,6 +14,7 @@ from tests.client.test_audit_mia import TINY
 
 
 def _site(tmp_path):
+    torch.set_num_threads(1)  # the test machine is shared: one thread is faster under load
     from safetensors.torch import save_file
 
     from client.train.lora import adapter_state, inject_lora
@@ -40,8 +41,9 @@ def _site(tmp_path):
 
 @pytest.mark.e2e
 def test_release_writes_a_verifiable_bundle(tmp_path):
+    from client import site_log
     from client.release import conditions, make_release
-    from common.bundle import verify_bundle
+    from common.bundle import sha256_file, verify_bundle
     from common.signing import add_trusted_key
 
     site, cfg, base, adapter = _site(tmp_path)
@@ -50,6 +52,12 @@ def test_release_writes_a_verifiable_bundle(tmp_path):
                  "steps": 30, "rounds": 3}
     summary = make_release(site, cfg, base, adapter, 12, site.release, statement=statement)
     assert summary["n_generated"] == 12 and 1 <= summary["n_released"] <= 12
+    # The site log records what left, by the hash of the signed manifest.
+    [entry] = site_log.events(site, "release")
+    assert entry["site_id"] == "hospital-t" and entry["bundle"] == str(site.release)
+    assert entry["manifest_sha256"] == sha256_file(site.release / "manifest.json")
+    assert entry["manifest_sha256"] == summary["manifest_sha256"]
+    assert entry["n_images"] == summary["n_released"]
     trust = tmp_path / "trust.json"
     add_trusted_key(trust, "hospital-t", site.signing_public_key)
     manifest = verify_bundle(site.release, trust)
@@ -72,17 +80,25 @@ def test_release_writes_a_verifiable_bundle(tmp_path):
 
 @pytest.mark.e2e
 def test_release_command(tmp_path):
+    from client import site_log
     from client.cli import main
 
     site, cfg, base, adapter = _site(tmp_path)
     out = tmp_path / "bundle"
-    result = CliRunner().invoke(main, ["release", "--workdir", str(site.root), "--n", "8",
-                                       "--out", str(out), "--base", str(base), "--json",
-                                       "--set", "sampling.steps=5", "--set", "lora.targets=attention",
-                                       "--set", "lora.rank=4"])
+    args = ["release", "--workdir", str(site.root), "--n", "8", "--out", str(out),
+            "--base", str(base), "--set", "sampling.steps=5", "--set", "lora.targets=attention",
+            "--set", "lora.rank=4"]
+    result = CliRunner().invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output[result.output.index("{"):])["site_id"] == "hospital-t"
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["site_id"] == "hospital-t" and summary["bundle"] == str(out)
     assert (out / "manifest.sig").exists()
-    again = CliRunner().invoke(main, ["release", "--workdir", str(site.root), "--n", "8",
-                                      "--out", str(out), "--base", str(base)])
+    [entry] = site_log.events(site, "release")
+    assert entry["manifest_sha256"] == summary["manifest_sha256"]
+    # A second release to the same --out is refused before anything is generated, and the
+    # bundle and the site log are left as they were.
+    manifest = (out / "manifest.json").read_bytes()
+    again = CliRunner().invoke(main, args)
     assert again.exit_code != 0 and "already exists" in again.output
+    assert (out / "manifest.json").read_bytes() == manifest
+    assert len(site_log.events(site, "release")) == 1

@@ -56,7 +56,7 @@ def test_bootstrap_interval_brackets_the_value():
     out = compare_features(rng.normal(size=(80, 6)), rng.normal(size=(80, 6)) + 0.5, "X", n_boot=50)
     for key in ("FD_X", "KID_X"):
         lo, hi = out[key]["ci95"]
-        assert lo < hi and lo <= out[key]["value"] * 1.5 + 1e-3
+        assert lo < out[key]["value"] < hi
     assert out["FD_X"]["ci95"][0] > 0.5  # shift of 0.5 in 6 dims: FD about 1.5
 
 
@@ -103,3 +103,13 @@ def test_quality_report_puts_real_data_on_the_scale():
     good = quality_report(real, blobs(np.random.default_rng(9), 40), extractors=[random_cnn_extractor(0)],
                           n_boot=20)["RandCNN0"]["generated"]
     assert good["FD_RandCNN0"]["value"] < space["generated"]["FD_RandCNN0"]["value"] / 5
+
+
+def test_kid_interval_covers_its_value_for_identical_distributions():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(40, 16)), rng.normal(size=(40, 16))
+    both = compare_features(a, b, "X", n_boot=100)
+    lo, hi = both["KID_X"]["ci95"]
+    assert lo <= both["KID_X"]["value"] <= hi and lo < 0 < hi
+    lo, hi = both["FD_X"]["ci95"]
+    assert lo <= both["FD_X"]["value"] <= hi
