@@ -7,7 +7,7 @@ that detector's stroke-scale parameters do not apply and speckle produces false 
 small images use a detector tuned for them: burned-in text is drawn at full brightness with
 sharp strokes, while the B-mode grey levels of the training data and of its synthetic copies
 stay below ~235 (log compression); we look for near-saturated, top-hat-sharp pixels that form
-a line of at least three separate glyphs.
+a line of at least four separate glyphs (three bright specks in a row occur in speckle).
 
 Files: PNG text chunks (tEXt/zTXt/iTXt), EXIF and timestamps are reported, and metadata rows
 may carry only the bundle's label fields with values from a fixed vocabulary.
@@ -32,7 +32,7 @@ SMALL_IMAGE = 256
 BRIGHT_LEVEL = 235      # grey level of burned-in strokes (B-mode tissue stays below)
 TOPHAT_KERNEL = 7       # wider than a stroke at 32-128 px
 TOPHAT_CONTRAST = 50    # a stroke stands this far above its surroundings
-MIN_GLYPHS = 3
+MIN_GLYPHS = 4      # 3 bright specks in a row occur in speckle and calcifications
 MIN_DENSITY = 0.15
 
 ALLOWED_FIELDS = {"file_name", "pathology", "birads", "device", "box"}
