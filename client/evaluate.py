@@ -18,7 +18,7 @@ from client.train.dp import denoising_loss
 from client.workdir import SiteDir
 from common.config import Config
 from common.errors import DataError
-from common.model import load_base, training_scheduler
+from common.model import compute_device, load_base, training_scheduler
 from common.store import Store
 
 
@@ -35,7 +35,7 @@ def evaluate_adapters(site: SiteDir, cfg: Config, base_dir: Path,
     held_out = store.split(cfg.data.holdout_fraction)[1]
     if not held_out:
         raise DataError(f"{site.store}: no held-out patients to evaluate on")
-    unet, meta = load_base(base_dir)
+    unet, meta = load_base(base_dir, device=compute_device())
     inject_lora(unet, cfg.lora)
     load_adapter(unet, adapter)
     model_cfg = meta["model_config"]

@@ -59,9 +59,9 @@ def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config):
     from safetensors.torch import load_file
 
     from client.train.lora import inject_lora, load_adapter
-    from common.model import load_base
+    from common.model import compute_device, load_base
 
-    unet, meta = load_base(base_dir)
+    unet, meta = load_base(base_dir, device=compute_device())
     adapter_hash = None
     if adapter_path is not None:
         adapter_path = Path(adapter_path)

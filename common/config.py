@@ -91,6 +91,7 @@ class SamplingConfig:
     box_prior_epsilon: float = 1.0  # epsilon (delta 0, unit patient) of the noisy lesion-box prior
     box_prior_grid: int = 6  # centre histogram is grid x grid cells
     box_prior_boxes_per_patient: int = 2  # contribution bound per patient (sets the sensitivity)
+    mixed_precision: bool = False  # bf16 autocast on a GPU (ignored on the CPU)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class DPConfig:
     accountant: str = "prv"
     local_steps: int = 20
     lr: float = 1.0e-3
+    microbatch_rows: int = 64  # rows per forward/backward pass: bounds GPU memory, not privacy
 
 
 @dataclass(frozen=True)

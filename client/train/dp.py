@@ -5,9 +5,11 @@ One step:
    row K times (noise multiplicity: each copy gets its own timestep and noise).
 2. Forward and backward the summed per-row losses; opacus' hooks store one gradient per row
    in `p.grad_sample` (only for the LoRA parameters: the base is frozen).
-3. `regroup_grad_samples` replaces the rows by their per-PATIENT mean, so one patient is one
-   row: its K copies and all its images are averaged, then clipped together to norm C. A
-   patient with 6 images therefore moves the update no more than a patient with 1.
+3. The rows' gradients are averaged per PATIENT (`add_group_grad_sums`, `set_group_means`), so
+   one patient is one row: its K copies and all its images are averaged, then clipped together
+   to norm C. A patient with 6 images therefore moves the update no more than a patient with 1.
+   Rows go through the UNet in micro-batches of `microbatch_rows` (noise and timesteps drawn
+   for the whole batch first), so GPU memory is bounded and the update is the same.
 4. opacus' DPOptimizer clips each patient row to C, sums, adds N(0, (sigma C)^2) noise and
    divides by the expected number of patients; an empty sample still takes that noise step.
 
@@ -56,15 +58,30 @@ def patch_opacus_conv_contiguous() -> None:
     _PATCHED = True
 
 
+def add_group_grad_sums(params: list[torch.nn.Parameter], group: torch.Tensor, n_groups: int,
+                        sums: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Add the per-row `p.grad_sample` of one micro-batch into per-group sums, then drop the
+    rows, so the next micro-batch's backward starts clean (memory: one micro-batch of rows)."""
+    if sums is None:
+        sums = [torch.zeros((n_groups, *p.shape), dtype=p.dtype, device=p.device) for p in params]
+    for p, acc in zip(params, sums):
+        acc.index_add_(0, group.to(acc.device), p.grad_sample)
+        p.grad_sample = None
+    return sums
+
+
+def set_group_means(params: list[torch.nn.Parameter], sums: list[torch.Tensor],
+                    group: torch.Tensor, n_groups: int) -> None:
+    """Set `p.grad_sample` to the per-group means of all rows: what DPOptimizer clips."""
+    counts = torch.bincount(group, minlength=n_groups).clamp(min=1)
+    for p, acc in zip(params, sums):
+        p.grad_sample = acc / counts.to(acc.device).view(-1, *([1] * (acc.ndim - 1)))
+
+
 def regroup_grad_samples(params: list[torch.nn.Parameter], group: torch.Tensor,
                          n_groups: int) -> None:
     """Replace per-row `p.grad_sample` [R, ...] by per-group means [n_groups, ...] in place."""
-    counts = torch.bincount(group, minlength=n_groups).clamp(min=1)
-    for p in params:
-        gs = p.grad_sample
-        sums = torch.zeros((n_groups, *gs.shape[1:]), dtype=gs.dtype, device=gs.device)
-        sums.index_add_(0, group.to(gs.device), gs)
-        p.grad_sample = sums / counts.to(gs.device).view(-1, *([1] * (gs.ndim - 1)))
+    set_group_means(params, add_group_grad_sums(params, group, n_groups), group, n_groups)
 
 
 @dataclass
@@ -80,6 +97,7 @@ class DPSettings:
     noise_multiplicity: int = 1
     max_images_per_patient: int = 6
     cond_dropout: float = 0.1
+    microbatch_rows: int = 64  # rows per forward/backward: bounds memory, changes no result
 
 
 @dataclass
@@ -102,13 +120,14 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
     (`noise_seed`). They must be secret in production: whoever knows the noise seed can
     subtract the noise. `train_adapters` draws both from the OS's CSPRNG.
     """
-    from common.model import diffusion_loss, drop_conditions
+    from common.model import diffusion_loss, draw_noise, drop_conditions
 
     patch_opacus_conv_contiguous()
     params = lora_parameters(unet)
     if not params:
         raise ValueError("no trainable parameters: call inject_lora(unet, cfg.lora) first")
     gen = torch.Generator().manual_seed(sample_seed)
+    dev = params[0].device  # the site's GPU when the base was loaded there
     dp = settings.noise_multiplier is not None
     k = settings.noise_multiplicity
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
@@ -119,7 +138,7 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
         optimizer = DPOptimizer(optimizer, noise_multiplier=settings.noise_multiplier,
                                 max_grad_norm=settings.max_grad_norm, expected_batch_size=expected,
                                 loss_reduction="mean",
-                                generator=torch.Generator().manual_seed(noise_seed))
+                                generator=torch.Generator(dev).manual_seed(noise_seed))
     stats = BlockStats()
     start = time.perf_counter()
     unet.train()
@@ -134,22 +153,30 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
                 stats.empty_steps += 1
                 if dp:  # noise-only step: the UNet cannot run on 0 rows (G9)
                     for p in params:
-                        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)
+                        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=dev)
                     optimizer.step()
                 stats.losses.append(float("nan"))
             else:
-                images, masks, labels, group = (t.repeat_interleave(k, 0) for t in batch)
+                images, masks, labels, group = (t.repeat_interleave(k, 0).to(dev) for t in batch)
                 labels, masks = drop_conditions(labels, masks, settings.cond_dropout, gen)
-                losses = diffusion_loss(model, images, masks, labels, scheduler,
-                                        generator=gen, reduction="none")
+                noise, timesteps = draw_noise(images, scheduler, gen)
+                # non-DP only: the same per-patient weighting, without clipping or noise
+                weight = 1.0 / (torch.bincount(group)[group] * len(chosen))
+                sums, losses = None, []
+                for sl in _row_chunks(len(group), settings.microbatch_rows):
+                    loss = diffusion_loss(model, images[sl], masks[sl], labels[sl], scheduler,
+                                          reduction="none", noise=noise[sl],
+                                          timesteps=timesteps[sl])
+                    if dp:
+                        loss.sum().backward()
+                        sums = add_group_grad_sums(params, group[sl], len(chosen), sums)
+                    else:
+                        (loss * weight[sl]).sum().backward()
+                    losses.append(loss.detach())
                 if dp:
-                    losses.sum().backward()
-                    regroup_grad_samples(params, group, len(chosen))
-                else:  # the same per-patient weighting, without clipping or noise
-                    per_patient = torch.zeros(len(chosen)).index_add(0, group, losses)
-                    (per_patient / torch.bincount(group)).mean().backward()
+                    set_group_means(params, sums, group, len(chosen))
                 optimizer.step()
-                stats.losses.append(float(losses.detach().mean()))
+                stats.losses.append(float(torch.cat(losses).mean()))
             stats.steps += 1
             if on_step is not None:
                 on_step(step + 1, stats.losses[-1])
@@ -161,6 +188,11 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
     return stats
 
 
+def _row_chunks(rows: int, size: int) -> list[slice]:
+    size = max(1, size)
+    return [slice(i, i + size) for i in range(0, rows, size)]
+
+
 @torch.no_grad()
 def denoising_loss(unet: torch.nn.Module, dataset: PatientDataset, scheduler, *, seed: int = 0,
                    repeats: int = 4, batch_size: int = 32) -> float:
@@ -169,6 +201,7 @@ def denoising_loss(unet: torch.nn.Module, dataset: PatientDataset, scheduler, *,
     from common.model import diffusion_loss
 
     gen = torch.Generator().manual_seed(seed)
+    dev = next(unet.parameters()).device
     images = torch.cat([p.images for p in dataset.patients])
     masks = torch.cat([p.masks for p in dataset.patients])
     labels = torch.cat([p.labels for p in dataset.patients])
@@ -177,7 +210,7 @@ def denoising_loss(unet: torch.nn.Module, dataset: PatientDataset, scheduler, *,
     for _ in range(repeats):
         for i in range(0, len(labels), batch_size):
             sl = slice(i, i + batch_size)
-            loss = diffusion_loss(unet, images[sl], masks[sl], labels[sl], scheduler,
+            loss = diffusion_loss(unet, images[sl].to(dev), masks[sl].to(dev), labels[sl], scheduler,
                                   generator=gen, reduction="none")
             total += float(loss.sum())
             n += len(loss)

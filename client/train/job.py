@@ -102,7 +102,7 @@ def train_adapters(site: SiteDir, cfg: Config, base_dir: Path, global_adapter: d
     Raises PolicyError (before any training, ledger unchanged) if the site policy or its
     remaining budget does not allow the round.
     """
-    from common.model import load_base, training_scheduler
+    from common.model import compute_device, load_base, training_scheduler
     from common.store import Store
 
     if not cfg.dp.enabled:
@@ -112,7 +112,7 @@ def train_adapters(site: SiteDir, cfg: Config, base_dir: Path, global_adapter: d
     records = store.split(cfg.data.holdout_fraction)[0]
     if not records:
         raise DataError(f"{site.store}: no training images (store empty or all held out)")
-    unet, meta = load_base(base_dir)
+    unet, meta = load_base(base_dir, device=compute_device())
     model_cfg = meta["model_config"]
     dataset = PatientDataset.from_store(store, records, model_cfg)
 
@@ -129,7 +129,8 @@ def train_adapters(site: SiteDir, cfg: Config, base_dir: Path, global_adapter: d
                           noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.max_grad_norm,
                           lr=cfg.dp.lr, noise_multiplicity=plan.noise_multiplicity,
                           max_images_per_patient=plan.max_images_per_patient,
-                          cond_dropout=cfg.pretrain.cond_dropout)
+                          cond_dropout=cfg.pretrain.cond_dropout,
+                          microbatch_rows=cfg.dp.microbatch_rows)
     stats = train_on_tensors(unet, dataset, training_scheduler(model_cfg), settings,
                              sample_seed=secrets.randbits(63), noise_seed=secrets.randbits(63))
     state = adapter_state(unet)

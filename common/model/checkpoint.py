@@ -111,6 +111,11 @@ def verify_base(base_dir: str | Path, expected_hash: str | None = None) -> str:
     return digest
 
 
+def compute_device() -> torch.device:
+    """The device a site or the coordinator computes on: its GPU when torch sees one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def load_base(base_dir: str | Path, expected_hash: str | None = None,
               device: str | torch.device = "cpu") -> tuple[UNet2DModel, dict[str, Any]]:
     """Verify, then load a base model. Returns (unet in eval mode, metadata).

@@ -30,7 +30,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from common.config import Config
 from common.errors import ConfigError, DataError
 from common.model.box_prior import BoxPrior
-from common.model.checkpoint import save_base
+from common.model.checkpoint import compute_device, save_base
 from common.model.unet import build_unet, class_labels, diffusion_loss, drop_conditions, training_scheduler
 from common.store import ImageRecord, Store
 
@@ -57,8 +57,9 @@ class EMA:
         return {"decay": self.decay, "shadow": self.shadow}
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a checkpoint's averages onto the device the model trains on."""
         self.decay = state["decay"]
-        self.shadow = state["shadow"]
+        self.shadow = {k: v.to(self.shadow[k].device) for k, v in state["shadow"].items()}
 
 
 @dataclass
@@ -79,10 +80,6 @@ def _fingerprint(cfg: Config, records: list[ImageRecord]) -> str:
     text = json.dumps({"model": asdict(cfg.model), "pretrain": pre, "seed": cfg.seed,
                        "data": [r.image_id for r in records]}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _training_device(cfg: Config) -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _save_state(path: Path, state: dict) -> None:
@@ -137,7 +134,7 @@ def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress:
     records, images, masks, labels = load_training_data(store, cfg)
     weights = _batch_weights(records, pc.balance_classes)
     fingerprint = _fingerprint(cfg, records)
-    dev = _training_device(cfg)
+    dev = compute_device()
 
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg.model).to(dev)
@@ -151,7 +148,8 @@ def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress:
 
     state_path = out / "checkpoints" / "state.pt"
     if state_path.exists():
-        state = torch.load(state_path, map_location=dev, weights_only=False)
+        # on the CPU: RNG states must stay CPU byte tensors; the rest is copied to `dev` below
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
         if state["fingerprint"] != fingerprint:
             raise ConfigError(f"{state_path}: this checkpoint was made with a different config, seed "
                               "or training data; use a new --out directory or the same settings")

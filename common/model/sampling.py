@@ -105,7 +105,7 @@ def _denoise(unet: torch.nn.Module, noise: torch.Tensor, masks: torch.Tensor, la
                 pred_c = unet(cond_in, t, class_labels=labels).sample
                 pred_u = unet(uncond_in, t, class_labels=null_labels).sample
             pred = pred_u + guidance * (pred_c - pred_u)
-        x = scheduler.step(pred, t, x).prev_sample
+        x = scheduler.step(pred.float(), t, x).prev_sample
     return x
 
 
@@ -139,14 +139,16 @@ def generate(unet: UNet2DModel, model_cfg: ModelConfig, sampling_cfg: SamplingCo
     noise = torch.randn((n, 1, size, size), generator=gen)
 
     dev = next(unet.parameters()).device
+    amp = sampling_cfg.mixed_precision and dev.type == "cuda"
     was_training = unet.training
     unet.eval()
     chunks = []
     for start in range(0, n, sampling_cfg.batch_size):
         sl = slice(start, start + sampling_cfg.batch_size)
-        x = _denoise(unet, noise[sl].to(dev), masks[sl].unsqueeze(1).to(dev), labels[sl].to(dev),
-                     sampling_scheduler(model_cfg, sampling_cfg), sampling_cfg.steps,
-                     float(sampling_cfg.guidance_scale), batched_cfg)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            x = _denoise(unet, noise[sl].to(dev), masks[sl].unsqueeze(1).to(dev),
+                         labels[sl].to(dev), sampling_scheduler(model_cfg, sampling_cfg),
+                         sampling_cfg.steps, float(sampling_cfg.guidance_scale), batched_cfg)
         chunks.append(x.float().cpu())
         if progress is not None:
             progress(min(n, start + sampling_cfg.batch_size))

@@ -131,23 +131,35 @@ def _as_nchw(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1) if x.ndim == 3 else x
 
 
-def diffusion_loss(unet: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
-                   labels: torch.Tensor, scheduler: DDPMScheduler,
-                   generator: torch.Generator | None = None,
-                   reduction: str = "mean") -> torch.Tensor:
-    """Denoising loss for a batch: images in [-1,1] and box masks, [B,H,W] or [B,1,H,W].
-
-    Noise and timesteps are drawn from `generator` (on its device) so a seeded run is
-    reproducible. `reduction="none"` returns one loss per sample, shape [B], which is what
-    per-sample (DP-SGD) clipping needs; "mean" averages them.
-    """
-    images, masks = _as_nchw(images), _as_nchw(masks).to(images.dtype)
-    b = images.shape[0]
+def draw_noise(images: torch.Tensor, scheduler: DDPMScheduler,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise (shaped like the images, as NCHW) and one timestep per image, from `generator` (on
+    its device), returned on the images' device."""
+    images = _as_nchw(images)
     gen_device = generator.device if generator is not None else images.device
     noise = torch.randn(images.shape, generator=generator, device=gen_device,
                         dtype=images.dtype).to(images.device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator,
-                      device=gen_device).to(images.device)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (images.shape[0],),
+                      generator=generator, device=gen_device).to(images.device)
+    return noise, t
+
+
+def diffusion_loss(unet: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
+                   labels: torch.Tensor, scheduler: DDPMScheduler,
+                   generator: torch.Generator | None = None,
+                   reduction: str = "mean", noise: torch.Tensor | None = None,
+                   timesteps: torch.Tensor | None = None) -> torch.Tensor:
+    """Denoising loss for a batch: images in [-1,1] and box masks, [B,H,W] or [B,1,H,W].
+
+    Noise and timesteps are drawn from `generator` (on its device) so a seeded run is
+    reproducible, unless given (`draw_noise` for a whole batch that is then run in pieces).
+    `reduction="none"` returns one loss per sample, shape [B], which is what per-sample
+    (DP-SGD) clipping needs; "mean" averages them.
+    """
+    images, masks = _as_nchw(images), _as_nchw(masks).to(images.dtype)
+    if noise is None or timesteps is None:
+        noise, timesteps = draw_noise(images, scheduler, generator)
+    t = timesteps
     noisy = scheduler.add_noise(images, noise, t)
     pred = unet(torch.cat([noisy, masks], dim=1), t, class_labels=labels.to(images.device)).sample
     if scheduler.config.prediction_type == "v_prediction":

@@ -152,3 +152,22 @@ def test_adapter_state_round_trip_and_mismatch():
         assert torch.allclose(a(x, t, class_labels=labels).sample, b(x, t, class_labels=labels).sample)
     with pytest.raises(ConfigError, match="lora"):
         load_adapter(tiny_unet("attention+conv"), state)
+
+
+@pytest.mark.parametrize("noise_multiplier", [1.0, None])
+def test_micro_batched_rows_give_the_same_update(noise_multiplier):
+    """GPU memory is bounded by `microbatch_rows`; the adapters must not depend on it."""
+    data = dataset([3, 1, 2, 2], seed=4)
+    states = []
+    for rows in (1000, 3, 1):
+        unet = tiny_unet("attention+conv")
+        settings = DPSettings(steps=2, sample_rate=0.99, noise_multiplier=noise_multiplier,
+                              max_grad_norm=0.05, noise_multiplicity=2, microbatch_rows=rows)
+        stats = train_on_tensors(unet, data, training_scheduler(MODEL), settings,
+                                 sample_seed=7, noise_seed=8)
+        assert stats.empty_steps == 0
+        states.append(torch.cat([p.detach().flatten() for p in lora_parameters(unet)]))
+    start = torch.cat([p.detach().flatten() for p in lora_parameters(tiny_unet("attention+conv"))])
+    assert (states[0] - start).norm() > 0
+    for other in states[1:]:
+        assert torch.allclose(other, states[0], rtol=1e-4, atol=1e-6)
