@@ -11,7 +11,6 @@ copied from the site's data into the release.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -25,19 +24,11 @@ from client.workdir import SiteDir
 from common import __version__
 from common.config import Config
 from common.errors import ConfigError, DataError
-from common.store import PATHOLOGIES, Store
+from common.store import PATHOLOGIES, Store, sha256_file
 
 log = logging.getLogger(__name__)
 
 LICENCE = "CC BY 4.0"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def conditions(n: int, mix: tuple[float, ...], devices: list[str]) -> tuple[list[str], list[str]]:
@@ -69,7 +60,7 @@ def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config):
             raise DataError(f"{adapter_path}: adapter file not found")
         inject_lora(unet, cfg.lora)
         load_adapter(unet, load_file(str(adapter_path)))
-        adapter_hash = _sha256(adapter_path)
+        adapter_hash = sha256_file(adapter_path)
     unet.eval()
     return unet, meta["model_config"], meta["content_hash"], adapter_hash
 
@@ -190,7 +181,7 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     write_bundle(out_dir, images, kept_rows, card, result.audit, result.html, extra, key,
                  replace=replace)
     # The signature covers the manifest, so its hash in the site log names exactly what left.
-    manifest_sha256 = _sha256(out_dir / MANIFEST)
+    manifest_sha256 = sha256_file(out_dir / MANIFEST)
     record_release(site, out_dir, manifest_sha256, n_images=len(images))
     log.info("%s: released %d of %d images to %s", site_id, len(images), n, out_dir)
     return {"site_id": site_id, "bundle": str(out_dir), "private_review": str(private),

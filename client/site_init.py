@@ -15,7 +15,8 @@ from pathlib import Path
 
 from client.workdir import SiteDir
 from common.errors import DataError
-from server.provision import generate_node_key, write_atomic, write_private
+from common.keyfiles import generate_node_key, write_private
+from common.store import atomic_write_bytes
 
 SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -36,7 +37,7 @@ def init_site(site_id: str, workdir: Path) -> dict[str, str]:
 
     if not site.site_json.exists():
         record = {"site_id": site_id, "created_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-        write_atomic(site.site_json, json.dumps(record, indent=2).encode())
+        atomic_write_bytes(site.site_json, json.dumps(record, indent=2).encode())
         done["site.json"] = "created"
     else:
         done["site.json"] = "kept"

@@ -14,7 +14,7 @@ from pathlib import Path
 from client.workdir import SiteDir
 from common.errors import DataError
 from common.flower_env import flower_env
-from server.superlink import ManagedProcess, flwr_bin, spawn
+from common.processes import ManagedProcess, flwr_bin, spawn
 
 
 def site_ca_path(site: SiteDir) -> Path:

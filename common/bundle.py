@@ -20,7 +20,6 @@ extra file (say a PNG with a patient's name) is as much a failure as a changed o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from common.chainlog import canonical_json
 from common.errors import DataError, VerificationError
 from common.signing import key_id, load_trust, sign_manifest, trusted_public_key, verify_signature
+from common.store import sha256_file
 
 BUNDLE_FORMAT = "busgen-release-v1"
 MANIFEST = "manifest.json"
@@ -52,14 +52,6 @@ RELEASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
 def valid_release_id(release_id: str) -> bool:
     """A catalog release id is a plain lowercase name: never a path, never `..`."""
     return bool(RELEASE_ID.match(release_id)) and ".." not in release_id
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _png_bytes(image: np.ndarray, index: int) -> bytes:

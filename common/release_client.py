@@ -8,7 +8,6 @@ then renames it to the target. A failure at any step leaves no directory that lo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import httpx
 
 from common.bundle import valid_release_id, verify_bundle
 from common.errors import BusgenError, DataError, VerificationError
+from common.store import sha256_file
 
 
 class CatalogError(BusgenError):
@@ -155,11 +155,7 @@ def fetch_release(client: CatalogClient, release_id: str, out_dir: Path,
     part = partial_path(out_dir, release_id)
     client.download(release_id, part, size, progress(size) if progress else None)
 
-    digest = hashlib.sha256()
-    with open(part, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+    if sha256_file(part) != expected:
         part.unlink()
         raise VerificationError(f"{release_id}: the downloaded archive does not match the catalog's "
                                 "SHA-256; the download was discarded, run fetch again")

@@ -20,8 +20,10 @@ from typing import Callable
 
 from common.config import Config
 from common.errors import ConfigError, FederationError
+from common.processes import stop
+from common.store import atomic_write_bytes
 from server import superlink as sl
-from server.provision import SiteRegistry, check_node_public_key, init_ca, write_atomic
+from server.provision import SiteRegistry, check_node_public_key, init_ca
 from server.run_state import STATE_FILE, RunState
 
 APP_PYPROJECT = """\
@@ -55,7 +57,7 @@ Progress = Callable[[dict], None]
 def write_app_dir(path: Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    write_atomic(path / "pyproject.toml", APP_PYPROJECT.encode())
+    atomic_write_bytes(path / "pyproject.toml", APP_PYPROJECT.encode())
     return path
 
 
@@ -90,7 +92,7 @@ def write_run_spec(state_dir: Path, cfg: Config, base_dir: Path, *, resume: bool
             "reply_timeout_s": fed.reply_timeout_s, "node_wait_s": fed.node_wait_s,
             "round_retries": fed.round_retries, "evaluate": fed.evaluate, "resume": resume,
             "registry": str(Path(registry or state_dir / "sites.json").resolve())}
-    write_atomic(state_dir / "run_spec.json", json.dumps(spec, indent=2).encode())
+    atomic_write_bytes(state_dir / "run_spec.json", json.dumps(spec, indent=2).encode())
     return spec
 
 
@@ -186,4 +188,4 @@ def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base
         run_id = submit_job(state_dir)
         return follow_job(state_dir, run_id, job_timeout(cfg), progress)
     finally:
-        sl.stop(list(reversed(procs)))
+        stop(list(reversed(procs)))

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common.errors import FederationError
+from common.keyfiles import write_private
+from common.store import atomic_write_bytes
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -50,32 +50,6 @@ class CaDir:
     @property
     def server_key(self) -> Path:
         return self.root / "superlink.key"
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret atomically with mode 0600; refuse to replace an existing one."""
-    path = Path(path)
-    if path.exists():
-        raise FederationError(f"{path}: already exists; refusing to overwrite a private key")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.link(tmp, path)  # fails if `path` appeared meanwhile: never clobber a key
-    finally:
-        os.unlink(tmp)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a public file via temp + rename, so readers never see half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -118,7 +92,7 @@ def init_ca(out_dir: Path, hosts: tuple[str, ...] = DEFAULT_HOSTS, days: int = 8
                                critical=False)
                 .sign(ca_key, hashes.SHA384()))
         write_private(ca.ca_key, _pem_key(ca_key))
-        write_atomic(ca.ca_cert, cert.public_bytes(serialization.Encoding.PEM))
+        atomic_write_bytes(ca.ca_cert, cert.public_bytes(serialization.Encoding.PEM))
     if not ca.server_cert.exists():
         ca_key = serialization.load_pem_private_key(ca.ca_key.read_bytes(), password=None)
         ca_cert = x509.load_pem_x509_certificate(ca.ca_cert.read_bytes())
@@ -138,7 +112,7 @@ def init_ca(out_dir: Path, hosts: tuple[str, ...] = DEFAULT_HOSTS, days: int = 8
         if ca.server_key.exists():
             ca.server_key.unlink()  # a key without its certificate is an aborted earlier run
         write_private(ca.server_key, _pem_key(key))
-        write_atomic(ca.server_cert, cert.public_bytes(serialization.Encoding.PEM))
+        atomic_write_bytes(ca.server_cert, cert.public_bytes(serialization.Encoding.PEM))
     return ca
 
 
@@ -148,22 +122,6 @@ def server_cert_hosts(ca: CaDir) -> list[str]:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
         [str(v) for v in san.get_values_for_type(x509.IPAddress)]
-
-
-def generate_node_key(private_path: Path, public_path: Path) -> bool:
-    """Write an EC P-384 OpenSSH key pair for SuperNode authentication.
-
-    Returns False (and changes nothing) when the private key exists already.
-    """
-    if Path(private_path).exists():
-        return False
-    key = ec.generate_private_key(ec.SECP384R1())
-    write_private(private_path, key.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.OpenSSH,
-                                                  serialization.NoEncryption()))
-    write_atomic(public_path, key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b"\n")
-    return True
 
 
 def check_node_public_key(path: Path) -> str:
@@ -199,7 +157,7 @@ class SiteRegistry:
         sites = self.load()
         sites[name] = {"node_id": int(node_id), "public_key": public_key,
                        "registered_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-        write_atomic(self.path, json.dumps(sites, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(self.path, json.dumps(sites, indent=2, sort_keys=True).encode())
 
     def names_by_node(self) -> dict[int, str]:
         return {int(v["node_id"]): k for k, v in self.load().items()}

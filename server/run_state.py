@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import FederationError
-from server.provision import write_atomic
+from common.store import atomic_write_bytes
 
 STATE_FILE = "run_state.json"
 
@@ -87,7 +87,7 @@ class RunState:
 
     def save(self, state_dir: Path) -> None:
         self.updated_at = _now()
-        write_atomic(Path(state_dir) / STATE_FILE,
+        atomic_write_bytes(Path(state_dir) / STATE_FILE,
                      json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True).encode())
 
     # --- per-site table ----------------------------------------------------------------

@@ -22,7 +22,7 @@ def join_cmd(superlink: str, ca_cert: Path, workdir: Path, base_dir: Path | None
              runtime_port: int) -> None:
     """Connect to the consortium and serve training rounds."""
     from client.supernode import start_supernode
-    from server.superlink import stop
+    from common.processes import stop
 
     node = start_supernode(workdir, superlink, ca_cert, runtime_port, base_dir)
     click.echo(f"SuperNode running (pid {node.proc.pid}); log {node.log_path}")

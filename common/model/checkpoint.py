@@ -28,20 +28,12 @@ from diffusers import UNet2DModel
 from common.config import ModelConfig, config_from_dict
 from common.errors import VerificationError
 from common.model.unet import PATHOLOGY_AXIS, num_labels
-from common.store import atomic_write_json
+from common.store import atomic_write_json, sha256_file
 
 META_FILE = "busgen_model.json"
 HASH_FILE = "busgen_hash.json"
 HASHED_FILES = ("config.json", "diffusion_pytorch_model.safetensors", META_FILE)
 META_FORMAT = "busgen-base/1"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def content_hash(file_hashes: dict[str, str]) -> str:
@@ -74,7 +66,7 @@ def save_base(out_dir: str | Path, unet: UNet2DModel, model_cfg: ModelConfig,
         tmp_dir = Path(tmp)
         unet.save_pretrained(tmp_dir, safe_serialization=True)
         (tmp_dir / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
-        hashes = {name: _sha256(tmp_dir / name) for name in HASHED_FILES}
+        hashes = {name: sha256_file(tmp_dir / name) for name in HASHED_FILES}
         for name in HASHED_FILES:
             shutil.move(str(tmp_dir / name), out / name)
     digest = content_hash(hashes)
@@ -98,7 +90,7 @@ def verify_base(base_dir: str | Path, expected_hash: str | None = None) -> str:
         path = base / name
         if not path.exists():
             raise VerificationError(f"{path}: missing from the base model")
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != recorded_files.get(name):
             raise VerificationError(f"{path}: SHA-256 {actual[:16]}... does not match the recorded "
                                     f"{str(recorded_files.get(name))[:16]}...; the base was modified")

@@ -25,8 +25,9 @@ from common.errors import FederationError
 @click.option("--port", default=9093, show_default=True, type=int)
 def start_cmd(state_dir: Path, ca_dir: Path | None, host: str, port: int) -> None:
     """Run the SuperLink in the foreground until interrupted."""
+    from common.processes import stop
     from server.provision import CaDir
-    from server.superlink import start_superlink, stop
+    from server.superlink import start_superlink
 
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         raise FederationError(f"--host {host}: the SuperLink must bind to loopback; its "

@@ -19,7 +19,9 @@ from common.config import load_config
 from common.errors import FederationError
 from server import superlink as sl
 from server.federation import follow_job, register_site, submit_job, write_run_spec
-from server.provision import generate_node_key, init_ca
+from common.keyfiles import generate_node_key
+from common.processes import descendants, stop
+from server.provision import init_ca
 from server.run_state import RunState
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +91,7 @@ def fed(tmp_path_factory):
             c.start_node(sid)
         yield c
     finally:
-        sl.stop(c.processes())
+        stop(c.processes())
 
 
 def wait_for(predicate, timeout_s, what):
@@ -103,7 +105,7 @@ def wait_for(predicate, timeout_s, what):
 
 def running_clientapp(node: sl.ManagedProcess) -> bool:
     """True once the SuperNode has started a ClientApp process (a round is under way)."""
-    for pid in sl.descendants(node.proc.pid):
+    for pid in descendants(node.proc.pid):
         try:
             if "clientapp" in " ".join(psutil.Process(pid).cmdline()):
                 return True
@@ -114,7 +116,7 @@ def running_clientapp(node: sl.ManagedProcess) -> bool:
 
 def kill_tree(proc: sl.ManagedProcess):
     """SIGKILL a process and its descendants: a crash, not a shutdown."""
-    for pid in [proc.proc.pid, *sl.descendants(proc.proc.pid)]:
+    for pid in [proc.proc.pid, *descendants(proc.proc.pid)]:
         try:
             psutil.Process(pid).kill()
         except psutil.NoSuchProcess:
@@ -150,7 +152,7 @@ def test_unregistered_node_is_refused(fed):
     try:
         node.proc.wait(timeout=60)
     finally:
-        sl.stop([node])
+        stop([node])
     assert node.proc.returncode != 0
     assert "Failed to activate SuperNode" in node.log_path.read_text()
 
@@ -168,7 +170,7 @@ def test_node_without_key_or_with_wrong_ca_is_refused(fed, tmp_path):
     try:
         node.proc.wait(timeout=60)
     finally:
-        sl.stop([node])
+        stop([node])
     assert node.proc.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in node.log_path.read_text()
 
