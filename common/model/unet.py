@@ -159,11 +159,11 @@ def diffusion_loss(unet: torch.nn.Module, images: torch.Tensor, masks: torch.Ten
     images, masks = _as_nchw(images), _as_nchw(masks).to(images.dtype)
     if noise is None or timesteps is None:
         noise, timesteps = draw_noise(images, scheduler, generator)
-    t = timesteps
-    noisy = scheduler.add_noise(images, noise, t)
-    pred = unet(torch.cat([noisy, masks], dim=1), t, class_labels=labels.to(images.device)).sample
+    noisy = scheduler.add_noise(images, noise, timesteps)
+    pred = unet(torch.cat([noisy, masks], dim=1), timesteps,
+                class_labels=labels.to(images.device)).sample
     if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(images, noise, t)
+        target = scheduler.get_velocity(images, noise, timesteps)
     else:
         target = noise
     per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
