@@ -4,15 +4,17 @@
 `make_release` is the library entry point (`busgen-site release` and the demo call it). Only the
 bundle leaves the site; the memorization review with real training images is written under
 `SiteDir.private`. The class mix comes from `release.pathology_mix` (public) and the devices from
-the model's device list restricted to those in this site's store; lesion boxes come from the DP
-box prior when one is given (a flat prior otherwise), so no label count or box geometry is
-copied from the site's data into the release.
+the model's device list restricted to those in this site's store; lesion boxes come from a DP
+box prior (the base model's, fit on the coordinator's pretraining data, unless another is given;
+flat if there is none), so no label count or box geometry is copied from the site's data into
+the release.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +24,9 @@ from client.audit import run_audit, write_private_report
 from client.site_log import record_release
 from client.workdir import SiteDir
 from common import __version__
-from common.config import Config
+from common.config import Config, ModelConfig
 from common.errors import ConfigError, DataError
+from common.model.box_prior import BoxPrior
 from common.store import PATHOLOGIES, Store, sha256_file
 
 log = logging.getLogger(__name__)
@@ -45,14 +48,30 @@ def conditions(n: int, mix: tuple[float, ...], devices: list[str]) -> tuple[list
     return pathology, device
 
 
-def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config):
-    """(unet with the adapter loaded, model config, base hash, adapter hash or None)."""
+@dataclass
+class SiteModel:
+    """What a site samples from: the verified base with its adapter, and the lesion-box prior."""
+
+    unet: torch.nn.Module
+    model_cfg: ModelConfig
+    base_hash: str
+    adapter_hash: str | None
+    box_prior: BoxPrior | None
+
+
+def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config,
+               expected_hash: str | None = None, box_prior_path: Path | None = None) -> SiteModel:
+    """The base (its content hash verified, and `expected_hash` if given) with the adapter
+    loaded, on the site's GPU if any. The box prior is `box_prior_path`, else the DP prior
+    stored in the base (fit on the coordinator's pretraining data: nothing of this site's),
+    else None (a flat prior)."""
     from safetensors.torch import load_file
 
     from client.train.lora import inject_lora, load_adapter
     from common.model import compute_device, load_base
+    from common.model.export import base_box_prior
 
-    unet, meta = load_base(base_dir, device=compute_device())
+    unet, meta = load_base(base_dir, expected_hash, device=compute_device())
     adapter_hash = None
     if adapter_path is not None:
         adapter_path = Path(adapter_path)
@@ -62,7 +81,8 @@ def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config):
         load_adapter(unet, load_file(str(adapter_path)))
         adapter_hash = sha256_file(adapter_path)
     unet.eval()
-    return unet, meta["model_config"], meta["content_hash"], adapter_hash
+    prior = BoxPrior.load(box_prior_path) if box_prior_path else base_box_prior(meta)
+    return SiteModel(unet, meta["model_config"], meta["content_hash"], adapter_hash, prior)
 
 
 def dataset_card(site_id: str, audit: dict, base_hash: str, adapter_hash: str | None,
@@ -129,7 +149,7 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     """
     from client.ledger import PrivacyLedger
     from common.bundle import MANIFEST, write_bundle
-    from common.model import BoxPrior, generate
+    from common.model import generate
     from common.signing import load_signing_key
 
     torch.manual_seed(seed)
@@ -142,19 +162,19 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     train, holdout = store.split(cfg.data.holdout_fraction)
     if not train:
         raise DataError(f"{site.store}: no training images; nothing to audit a release against")
-    unet, model_cfg, base_hash, adapter_hash = load_model(base_dir, adapter_path, cfg)
+    model = load_model(base_dir, adapter_path, cfg, box_prior_path=box_prior_path)
+    model_cfg, base_hash, adapter_hash = model.model_cfg, model.base_hash, model.adapter_hash
     devices = [d for d in model_cfg.devices if d in {r.device for r in store.records()}]
     if not devices:
         raise DataError(f"{site.store}: none of the store's devices are in the model's device "
                         f"list {list(model_cfg.devices)}")
     if statement is None and site.ledger.exists():
         statement = PrivacyLedger(site.ledger).statement(cfg.dp.accountant)
-    prior = BoxPrior.load(box_prior_path) if box_prior_path else None
 
     pathology, device = conditions(n, cfg.release.pathology_mix, devices)
     log.info("%s: generating %d candidate images", site_id, n)
-    batch = generate(unet, model_cfg, cfg.sampling, n, pathology, device, seed=seed,
-                     box_prior=prior, progress=progress)
+    batch = generate(model.unet, model_cfg, cfg.sampling, n, pathology, device, seed=seed,
+                     box_prior=model.box_prior, progress=progress)
     rows = [{"pathology": p, "birads": None, "device": d, "box": list(b[0]) if b else None}
             for p, d, b in zip(batch.pathology, batch.device, batch.boxes)]
     context = {"site_id": site_id, "base_hash": base_hash, "adapter_hash": adapter_hash or "",
@@ -162,7 +182,7 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
                "box_prior_epsilon": batch.meta.get("box_prior_epsilon")}
     log.info("%s: auditing", site_id)
     result = run_audit(batch.images, rows, store, train, holdout, model_cfg, statement, context,
-                       unet=unet, seed=seed)
+                       unet=model.unet, seed=seed)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     private = write_private_report(site.private, result.private_html, stamp)
 

@@ -47,8 +47,7 @@ def generate_cmd(workdir: Path, n: int, out: Path, base: Path, expected_hash: st
     from client.release import load_model
     from client.workdir import SiteDir
     from common.config import load_config
-    from common.model import BoxPrior, load_base
-    from common.model.export import base_box_prior, generate_to_dir
+    from common.model.export import generate_to_dir
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     cfg = load_config(config_path, overrides)
@@ -61,16 +60,14 @@ def generate_cmd(workdir: Path, n: int, out: Path, base: Path, expected_hash: st
         adapter = found[-1] if found else None
         if adapter is None and not as_json:
             click.echo(f"no adapter in {site.adapters}; sampling the base model only")
-    # verifies the content hash (and the expected one); its metadata holds the DP box prior
-    _, meta = load_base(base, expected_hash=expected_hash)
-    unet, model_cfg, base_hash, adapter_hash = load_model(base, adapter, cfg)
-    prior = BoxPrior.load(box_prior) if box_prior else base_box_prior(meta)
-    provenance = {"base_hash": base_hash, "adapter": str(adapter) if adapter else None,
-                  "adapter_sha256": adapter_hash}
+    model = load_model(base, adapter, cfg, expected_hash=expected_hash, box_prior_path=box_prior)
+    provenance = {"base_hash": model.base_hash, "adapter": str(adapter) if adapter else None,
+                  "adapter_sha256": model.adapter_hash}
     with Progress(disable=as_json) as bar:
         task = bar.add_task("generating", total=n)
-        summary = generate_to_dir(out, cfg, unet, model_cfg, n, pathology=pathology, device=device,
-                                  seed=seed, box_prior=prior, provenance=provenance,
+        summary = generate_to_dir(out, cfg, model.unet, model.model_cfg, n, pathology=pathology,
+                                  device=device, seed=seed, box_prior=model.box_prior,
+                                  provenance=provenance,
                                   progress=lambda done: bar.update(task, completed=done))
     if as_json:
         echo_json(summary)

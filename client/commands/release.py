@@ -22,7 +22,7 @@ from common.cli_util import config_options, echo_json
               default=None, help="The adapter (.safetensors) to release from; default: the "
               "newest file in the site's adapters/.")
 @click.option("--box-prior", "box_prior", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="A DP box prior (JSON); default: a flat prior.")
+              default=None, help="A DP box prior (JSON); default: the one stored in the base model.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @config_options
