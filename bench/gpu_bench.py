@@ -123,11 +123,11 @@ def dp_steps(base_dir: Path, store, cfg, expected_patients: int, steps: int) -> 
     """DP-SGD vs non-DP LoRA steps on the same data; peak memory of each."""
     result = {"expected_batch_patients": expected_patients}
     records = store.split(cfg.data.holdout_fraction)[0]
+    dataset = PatientDataset.from_store(store, records, cfg.model)
+    dp_cfg = dataclasses.replace(cfg.dp, expected_batch_patients=expected_patients)
+    plan = plan_job(dataclasses.replace(cfg, dp=dp_cfg), "gpu-bench", len(dataset))
     for mode in ("dp", "no_dp"):
-        unet, meta = load_base(base_dir, device=compute_device())
-        dataset = PatientDataset.from_store(store, records, meta["model_config"])
-        dp_cfg = dataclasses.replace(cfg.dp, expected_batch_patients=expected_patients)
-        plan = plan_job(dataclasses.replace(cfg, dp=dp_cfg), "gpu-bench", len(dataset))
+        unet, meta = load_base(base_dir, device=compute_device())  # fresh adapters per mode
         inject_lora(unet, cfg.lora)
         settings = DPSettings(steps=steps, sample_rate=plan.sample_rate,
                               noise_multiplier=plan.noise_multiplier if mode == "dp" else None,

@@ -59,16 +59,12 @@ def pooled_sites_stage(run, hospitals) -> dict:
     from client.ingest import ingest
     from client.site_init import init_site
     from client.workdir import SiteDir
-    from common.phantom import write_pacs_export
+    from server.demo import pacs_export
 
     site = SiteDir(run.site_dir("pooled"))
     init_site("pooled", site.root)
     for spec in hospitals:
-        pacs = run.pacs_dir(spec.site_id)
-        if not (pacs / "labels.csv").exists():
-            write_pacs_export(pacs, site=spec.site_id, patients=spec.patients, device=spec.device,
-                              malignant_rate=spec.malignant_rate, normal_rate=spec.normal_rate,
-                              seed=spec.seed)
+        pacs = pacs_export(run, spec)
         ingest(pacs / "DICOM", pacs / "labels.csv", site)
     return {"sites": {"pooled": {"hospitals": [s.site_id for s in hospitals]}}}
 

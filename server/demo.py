@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.config import Config
+from common.config import Config, SiteSpec
 from common.errors import FederationError
 from common.store import atomic_write_json
 
@@ -109,23 +109,30 @@ def stage_sites(run: DemoRun) -> dict:
     from client.ingest import ingest
     from client.site_init import init_site
     from client.workdir import SiteDir
-    from common.phantom import write_pacs_export
 
     sites = {}
     for spec in run.cfg.data.sites:
         site = SiteDir(run.site_dir(spec.site_id))
         init_site(spec.site_id, site.root)
-        pacs = run.pacs_dir(spec.site_id)
-        if not (pacs / "labels.csv").exists():
-            console.print(f"{spec.site_id}: simulating a PACS export of {spec.patients} patients "
-                          f"({spec.device})")
-            write_pacs_export(pacs, site=spec.site_id, patients=spec.patients, device=spec.device,
-                              malignant_rate=spec.malignant_rate, normal_rate=spec.normal_rate,
-                              seed=spec.seed)
+        pacs = pacs_export(run, spec)
         console.print(f"{spec.site_id}: de-identifying and ingesting")
         report = ingest(pacs / "DICOM", pacs / "labels.csv", site)
         sites[spec.site_id] = {"device": spec.device, "ingest": _brief(report)}
     return {"sites": sites}
+
+
+def pacs_export(run: DemoRun, spec: SiteSpec) -> Path:
+    """The hospital's simulated PACS export (DICOM with PHI + labels.csv), made once per run."""
+    from common.phantom import write_pacs_export
+
+    pacs = run.pacs_dir(spec.site_id)
+    if not (pacs / "labels.csv").exists():
+        console.print(f"{spec.site_id}: simulating a PACS export of {spec.patients} patients "
+                      f"({spec.device})")
+        write_pacs_export(pacs, site=spec.site_id, patients=spec.patients, device=spec.device,
+                          malignant_rate=spec.malignant_rate, normal_rate=spec.normal_rate,
+                          seed=spec.seed)
+    return pacs
 
 
 def _brief(report: dict) -> dict:
