@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from common.bundle import write_bundle
-from common.signing import add_trusted_key, generate_signing_key
+from common.release.bundle import write_bundle
+from common.release.signing import add_trusted_key, generate_signing_key
 from server.catalog import Catalog, TokenStore
 from server.provision import init_ca
 

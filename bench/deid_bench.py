@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 
 from client.deid import Deidentifier
-from client.deid.corpus import write_sample
+from simulation.deid_corpus import write_sample
 
 OUT = Path(__file__).parent / "out" / "deid"
 CASES = {  # name: write_sample options

@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out" / "dp"
 
 from client.train import (DPSettings, PatientDataset, collate_patients, denoising_loss,  # noqa: E402
-                          inject_lora, lora_parameters, patch_opacus_conv_contiguous,
-                          regroup_grad_samples, train_on_tensors)
+                          patch_opacus_conv_contiguous, regroup_grad_samples, train_on_tensors)
 from common.config import LoraConfig, load_config  # noqa: E402
 from common.model import build_unet, diffusion_loss, training_scheduler  # noqa: E402
+from common.model.lora import inject_lora, lora_parameters  # noqa: E402
 from common.privacy import calibrate_noise, default_delta, sample_rate  # noqa: E402
 
 
@@ -138,7 +138,7 @@ def peak_memory(args) -> dict:
 
 
 def phantom_patients(model_cfg, site: str, patients: int, seed: int) -> PatientDataset:
-    from common.phantom import simulate_store
+    from simulation.phantom import simulate_store
 
     with tempfile.TemporaryDirectory() as tmp:
         store = simulate_store(Path(tmp) / "store", site, "device-a", patients, seed=seed,

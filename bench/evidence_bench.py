@@ -27,7 +27,7 @@ from PIL import Image
 from common.config import load_config
 from common.evidence import run_evidence
 from common.evidence.data import release_epsilon
-from common.phantom.sites import simulate_store
+from simulation.phantom.sites import simulate_store
 from common.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -57,15 +57,15 @@ def main() -> None:
     from client.workdir import SiteDir
     from common.config import load_config
     from common.model import build_unet, save_base
-    from common.phantom import simulate_store
-    from server.federation import run_local_consortium
+    from simulation.phantom import simulate_store
+    from simulation.consortium import run_local_consortium
 
     torch.set_num_threads(2)
     shutil.rmtree(args.work, ignore_errors=True)
     cfg = load_config("cpu-demo", [f"federation.rounds={args.rounds}",
                                    f"federation.min_train_sites={args.sites}",
                                    f"dp.local_steps={args.local_steps}", "dp.target_epsilon=4.0",
-                                   "federation.evaluate=false", "federation.reply_timeout_s=600"])
+                                   "federation.validate=false", "federation.reply_timeout_s=600"])
     base = args.work / "base"
     torch.manual_seed(0)
     unet = build_unet(cfg.model)

@@ -30,7 +30,7 @@ import torch
 from common.config import load_config
 from common.model import build_unet, generate, load_base, pretrain
 from common.model.export import base_box_prior
-from common.phantom import simulate_multi_device_store
+from simulation.phantom import simulate_multi_device_store
 from common.quality import efflite0_extractor, quality_report, random_cnn_extractor
 from common.store import Store
 

@@ -36,12 +36,12 @@ import torch
 from client.train.data import PatientDataset
 from client.train.dp import DPSettings, train_on_tensors
 from client.train.job import plan_job
-from client.train.lora import inject_lora
+from common.model.lora import inject_lora
 from common.config import load_config
 from common.model import (build_unet, compute_device, diffusion_loss, drop_conditions, generate,
                           load_base, pretrain, training_scheduler)
 from common.model.pretrain import load_training_data
-from common.phantom import simulate_multi_device_store
+from simulation.phantom import simulate_multi_device_store
 
 OUT = Path(__file__).resolve().parent / "out" / "gpu"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 from PIL import Image, ImageDraw
 
-from common.phantom import DEVICES, render_case, simulate_store
+from simulation.phantom import DEVICES, render_case, simulate_store
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "phantom"

@@ -59,7 +59,7 @@ def pooled_sites_stage(run, hospitals) -> dict:
     from client.ingest import ingest
     from client.site_init import init_site
     from client.workdir import SiteDir
-    from server.demo import pacs_export
+    from simulation.demo import pacs_export
 
     site = SiteDir(run.site_dir("pooled"))
     init_site("pooled", site.root)
@@ -72,7 +72,7 @@ def pooled_sites_stage(run, hospitals) -> dict:
 def run_chain(run_dir: Path, cfg: Config, sites_stage=None) -> tuple[list[Path], dict]:
     """Stages sites, base, federate and release of the demo; returns (release dirs, timings)."""
     from client.workdir import SiteDir
-    from server.demo import (DemoRun, latest_global_adapter, run_stage, stage_base,
+    from simulation.demo import (DemoRun, latest_global_adapter, run_stage, stage_base,
                              stage_federate, stage_release, stage_sites)
 
     run = DemoRun(run_dir, cfg)

@@ -1,6 +1,6 @@
 """`busgen-site`: the hospital site's tool (ingest, de-identify, train, release, operate)."""
 
-from common.cli_util import make_group
+from common.cli import make_group
 
 main = make_group(
     "busgen-site",

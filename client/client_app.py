@@ -76,12 +76,12 @@ def train(msg: Message, context: Context) -> Message:
 
 
 @app.evaluate()
-def evaluate(msg: Message, context: Context) -> Message:
+def validate(msg: Message, context: Context) -> Message:
     """Validation loss of the received global adapter on the site's held-out patients."""
     site, cfg, base_dir, adapter, _, _ = _job(msg, context)
-    from client.evaluate import evaluate_adapters
+    from client.validate import validate_adapters
 
-    result = evaluate_adapters(site, cfg, base_dir, adapter)
+    result = validate_adapters(site, cfg, base_dir, adapter)
     content = RecordDict({
         "metrics": MetricRecord({"val-loss": float(result["val_loss"]),
                                  "num-examples": int(result["num_examples"])}),

@@ -89,16 +89,11 @@ def read_labels(path: Path) -> Labels:
 
 
 def device_name(result: DeidResult, rows: list[LabelRow]) -> str:
-    """The labels' device if given; else a known phantom profile's name; else vendor + model."""
+    """The labels' device if given (what the model is conditioned on), else vendor + model."""
     if rows and rows[0].device:
         return rows[0].device
     ds = result.dataset
     vendor, model = str(ds.get("Manufacturer", "")), str(ds.get("ManufacturerModelName", ""))
-    from common.phantom.devices import DEVICES
-
-    for name, dev in DEVICES.items():
-        if (dev.manufacturer, dev.model) == (vendor, model):
-            return name
     return f"{vendor} {model}".strip() or "unknown"
 
 

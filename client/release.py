@@ -67,7 +67,7 @@ def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config,
     else None (a flat prior)."""
     from safetensors.torch import load_file
 
-    from client.train.lora import inject_lora, load_adapter
+    from common.model.lora import inject_lora, load_adapter
     from common.model import compute_device, load_base
     from common.model.export import base_box_prior
 
@@ -148,9 +148,9 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     Returns a summary dict (paths, counts and the audit summary).
     """
     from client.ledger import PrivacyLedger
-    from common.bundle import MANIFEST, write_bundle
+    from common.release.bundle import MANIFEST, write_bundle
     from common.model import generate
-    from common.signing import load_signing_key
+    from common.release.signing import load_signing_key
 
     torch.manual_seed(seed)
     site_id = site.site_id()

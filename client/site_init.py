@@ -52,7 +52,7 @@ def init_site(site_id: str, workdir: Path) -> dict[str, str]:
     done["node key"] = "created" if created else "kept"
 
     if not site.signing_key.exists():
-        from common.signing import generate_signing_key
+        from common.release.signing import generate_signing_key
 
         generate_signing_key(site.signing_key, site.signing_public_key, site.signing_passphrase)
         done["signing key"] = "created"

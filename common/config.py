@@ -21,7 +21,7 @@ import yaml
 
 from common.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the `configs` package
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class FederationConfig:
     reply_timeout_s: float = 900.0  # per phase; covers a site's ClientApp cold start
     secagg: bool = False
     round_retries: int = 1  # a round that misses the quorum is retried this often, then the run stops
-    evaluate: bool = True  # validation loss at every site after each round (one more ClientApp start)
+    validate: bool = True  # validation loss at every site after each round (one more ClientApp start)
     node_wait_s: float = 300.0  # how long a round waits for `min_train_sites` sites to be online
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 import click
 
 from common.chainlog import ChainLog
-from common.cli_util import echo_json
+from common.cli import echo_json
 from common.errors import VerificationError
 
 

@@ -1,6 +1,6 @@
 """`busgen-server`: the consortium coordinator's tool (CA, SuperLink, rounds, catalog, demo)."""
 
-from common.cli_util import make_group
+from common.cli import make_group
 
 main = make_group(
     "busgen-server",

@@ -1,12 +1,7 @@
 """Run federated jobs on Flower's Deployment Engine: the coordinator's library entry points.
 
-`run_local_consortium` is the one-machine consortium the demo uses: a real SuperLink (TLS,
-SuperNode authentication, persistent database) on 127.0.0.1, one real SuperNode per site, the
-ServerApp for `cfg.federation.rounds` rounds, then teardown by PID. It is the Ray-free path:
-Flower's Simulation Engine needs Ray, the Deployment Engine on localhost does not.
-
-The Flower app (FAB) is written by `write_app_dir`: a `pyproject.toml` whose components point
-at `server.server_app:app` and `client.client_app:app`. The FAB carries no code, because both
+The Flower app (FAB) is `server/flwr_app/pyproject.toml`, whose components point at
+`server.server_app:app` and `client.client_app:app`. The FAB carries no code, because both
 ends run the busgen-fed version they installed; a coordinator cannot push new code to a
 hospital through the federation.
 """
@@ -20,44 +15,21 @@ from typing import Callable
 
 from common.config import Config
 from common.errors import ConfigError, FederationError
-from common.processes import stop
 from common.store import atomic_write_bytes
 from server import superlink as sl
-from server.provision import SiteRegistry, check_node_public_key, init_ca
+from server.provision import SiteRegistry, check_node_public_key
 from server.run_state import STATE_FILE, RunState
 
-APP_PYPROJECT = """\
-# Flower app for busgen-fed, written by server.federation.write_app_dir. The components are
-# modules of the installed busgen-fed package; this FAB carries configuration only.
-[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "busgen-fl"
-version = "1.0.0"
-description = "busgen-fed federated DP adapter training"
-license = "Apache-2.0"
-dependencies = []
-
-[tool.flwr.app]
-publisher = "busgen"
-
-[tool.flwr.app.components]
-serverapp = "server.server_app:app"
-clientapp = "client.client_app:app"
-
-[tool.flwr.app.config]
-state-dir = ""
-"""
+APP_PYPROJECT = Path(__file__).resolve().parent / "flwr_app" / "pyproject.toml"
 
 Progress = Callable[[dict], None]
 
 
 def write_app_dir(path: Path) -> Path:
+    """Copy the shipped Flower app metadata into `path` (what `flwr run` packs into the FAB)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path / "pyproject.toml", APP_PYPROJECT.encode())
+    atomic_write_bytes(path / "pyproject.toml", APP_PYPROJECT.read_bytes())
     return path
 
 
@@ -90,7 +62,7 @@ def write_run_spec(state_dir: Path, cfg: Config, base_dir: Path, *, resume: bool
             "base_dir": str(Path(base_dir).resolve()), "base_hash": verify_base(base_dir),
             "rounds": fed.rounds, "min_train_sites": fed.min_train_sites,
             "reply_timeout_s": fed.reply_timeout_s, "node_wait_s": fed.node_wait_s,
-            "round_retries": fed.round_retries, "evaluate": fed.evaluate, "resume": resume,
+            "round_retries": fed.round_retries, "validate": fed.validate, "resume": resume,
             "registry": str(Path(registry or state_dir / "sites.json").resolve())}
     atomic_write_bytes(state_dir / "run_spec.json", json.dumps(spec, indent=2).encode())
     return spec
@@ -156,36 +128,5 @@ def job_timeout(cfg: Config) -> float:
     """Generous wall-clock bound: every round may use its retries and its full timeouts."""
     fed = cfg.federation
     attempt = fed.node_wait_s + fed.reply_timeout_s
-    per_round = attempt * (fed.round_retries + 1) + (fed.reply_timeout_s if fed.evaluate else 0)
+    per_round = attempt * (fed.round_retries + 1) + (fed.reply_timeout_s if fed.validate else 0)
     return 120.0 + fed.rounds * per_round
-
-
-def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base_dir: Path,
-                         progress: Progress | None = None) -> dict:
-    """One-machine consortium on the Deployment Engine; writes RUN_DIR/server/ state.
-
-    Every site directory must have been initialised (`client.site_init.init_site`), hold a
-    store and have approved the installed app (`client.approval.approve`): sites run no
-    unapproved code, and approving is the site operator's act, not the coordinator's.
-    Returns the run state summary; raises FederationError when the job fails.
-    """
-    from client.supernode import start_supernode
-    from client.workdir import SiteDir
-
-    state_dir = (Path(run_dir) / "server").resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    ca = init_ca(state_dir / "pki")
-    port = sl.free_port()
-    procs: list[sl.ManagedProcess] = []
-    try:
-        procs.append(sl.start_superlink(state_dir, ca, port))
-        for d in site_dirs:
-            site = SiteDir(d)
-            register_site(state_dir, site.node_public_key, site.site_id())
-            procs.append(start_supernode(site.root, f"localhost:{port}", ca.ca_cert,
-                                         sl.free_port(), base_dir))
-        write_run_spec(state_dir, cfg, base_dir, resume=(state_dir / STATE_FILE).exists())
-        run_id = submit_job(state_dir)
-        return follow_job(state_dir, run_id, job_timeout(cfg), progress)
-    finally:
-        stop(list(reversed(procs)))

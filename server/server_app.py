@@ -5,7 +5,7 @@ coordinator writes `STATE_DIR/run_spec.json` (profile, base hash, rounds, quorum
 before submitting the run, so the job is described by a file the operator can read. Each round:
 wait for enough sites, send the global adapter, collect replies within the reply timeout,
 validate them, enforce the quorum (retry the round, then fail the run loudly), average,
-checkpoint, update the per-site table, then optionally evaluate.
+checkpoint, update the per-site table, then optionally validate (the sites' held-out loss).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def initial_adapter(cfg, base_dir: str, base_hash: str | None) -> dict[str, np.n
     from these same A matrices (B is zero), so averaging their updates is meaningful."""
     import torch
 
-    from client.train.lora import adapter_state, inject_lora
+    from common.model.lora import adapter_state, inject_lora
     from common.model import load_base
 
     torch.manual_seed(cfg.seed)
@@ -179,14 +179,14 @@ def run_rounds(grid: Grid, state_dir: Path, spec: dict) -> RunState:
             "train_metrics": {u.site_id: u.metrics for u in accepted}})
         state.save(state_dir)
         log.info("round %d: aggregated %d site(s), %d failed", rnd, len(accepted), len(rejected))
-        if spec.get("evaluate", True):
-            evaluate_round(grid, state, state_dir, nodes, adapter, config, names, timeout)
+        if spec.get("validate", True):
+            validate_round(grid, state, state_dir, nodes, adapter, config, names, timeout)
     state.status = "completed"
     state.save(state_dir)
     return state
 
 
-def evaluate_round(grid: Grid, state: RunState, state_dir: Path, nodes: list[int],
+def validate_round(grid: Grid, state: RunState, state_dir: Path, nodes: list[int],
                    adapter: dict[str, np.ndarray], config: dict, names: dict[int, str],
                    timeout_s: float) -> None:
     """Validation loss of the new global adapter on each site's held-out patients."""

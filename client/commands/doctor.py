@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from common.cli_util import echo_json
+from common.cli import echo_json
 
 STYLE = {"ok": ("OK", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red"),
          "skip": ("SKIP", "blue")}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from common.cli_util import config_options, echo_json
+from common.cli import config_options, echo_json
 
 
 @click.command("release")

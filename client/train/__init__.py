@@ -4,11 +4,9 @@ from client.train.data import Patient, PatientDataset, collate_patients, poisson
 from client.train.dp import (BlockStats, DPSettings, denoising_loss, patch_opacus_conv_contiguous,
                              regroup_grad_samples, train_on_tensors)
 from client.train.job import TrainResult, coarse_count, plan_job, save_adapter, train_adapters
-from client.train.lora import TARGETS, adapter_state, inject_lora, load_adapter, lora_parameters
 
 __all__ = [
-    "BlockStats", "DPSettings", "Patient", "PatientDataset", "TARGETS", "TrainResult",
-    "adapter_state", "coarse_count", "collate_patients", "denoising_loss", "inject_lora",
-    "load_adapter", "lora_parameters", "patch_opacus_conv_contiguous", "plan_job",
+    "BlockStats", "DPSettings", "Patient", "PatientDataset", "TrainResult", "coarse_count",
+    "collate_patients", "denoising_loss", "patch_opacus_conv_contiguous", "plan_job",
     "poisson_sample", "regroup_grad_samples", "save_adapter", "train_adapters", "train_on_tensors",
 ]

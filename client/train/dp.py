@@ -13,10 +13,10 @@ One step:
 4. opacus' DPOptimizer clips each patient row to C, sums, adds N(0, (sigma C)^2) noise and
    divides by the expected number of patients; an empty sample still takes that noise step.
 
-Traps handled (see the research note): opacus' conv per-sample gradients are wrong for
-non-contiguous (channels-last) activations (G2: `patch_opacus_conv_contiguous`); the UNet cannot
-run a batch of 0 (G9: noise-only step); opacus' loader sample rate is 1/len(loader) (G10: we
-sample ourselves); `make_private` cannot wrap a model twice (G11: each call builds a fresh
+Traps handled: opacus' conv per-sample gradients are wrong for non-contiguous (channels-last)
+activations (`patch_opacus_conv_contiguous`); the UNet cannot run a batch of 0 (a noise-only
+step instead); opacus' loader sample rate is 1/len(loader) (we sample ourselves);
+`make_private` cannot wrap a model twice (each call builds a fresh
 GradSampleModule and removes its hooks afterwards; the ledger is the accountant's state).
 """
 
@@ -31,13 +31,13 @@ from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
 from client.train.data import PatientDataset, collate_patients, poisson_sample
-from client.train.lora import lora_parameters
+from common.model.lora import lora_parameters
 
 _PATCHED = False
 
 
 def patch_opacus_conv_contiguous() -> None:
-    """Make opacus' conv per-sample gradients correct for channels-last activations (G2).
+    """Make opacus' conv per-sample gradients correct for channels-last activations.
 
     `opacus.utils.tensor_utils.unfold2d` builds patches with `as_strided`, assuming an NCHW-
     contiguous input. On CPU, oneDNN returns channels-last tensors for some shapes, and the
@@ -151,7 +151,7 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
             optimizer.zero_grad(set_to_none=True)
             if batch is None:
                 stats.empty_steps += 1
-                if dp:  # noise-only step: the UNet cannot run on 0 rows (G9)
+                if dp:  # noise-only step: the UNet cannot run on 0 rows
                     for p in params:
                         p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=dev)
                     optimizer.step()

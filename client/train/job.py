@@ -33,7 +33,7 @@ from client import site_log
 from client.ledger import JobPlan, PrivacyLedger
 from client.train.data import PatientDataset
 from client.train.dp import DPSettings, train_on_tensors
-from client.train.lora import adapter_state, inject_lora, load_adapter
+from common.model.lora import adapter_state, inject_lora, load_adapter
 from client.workdir import SiteDir
 from common.config import Config
 from common.errors import DataError, PolicyError

@@ -1,6 +1,6 @@
 """The evidence protocol: what is a synthetic release worth to a diagnostic model?
 
-One classifier recipe (`common.classifier`) is trained on different training sets and always
+One classifier recipe (`common.evidence.classifier`) is trained on different training sets and always
 tested on the same held-out real patients:
 
 - headline: real only (TRTR), synthetic only (TSTR) at the same image count, and real plus
@@ -121,7 +121,7 @@ class EvidenceRun:
 
     def run_jobs(self, jobs: list[Job], progress=None) -> None:
         """Train and score every job not yet done (on the whole test set)."""
-        from common.classifier import predict_scores, train_classifier
+        from common.evidence.classifier import predict_scores, train_classifier
 
         todo = [j for j in dict.fromkeys(jobs) if j not in self.scores]
         task = progress.add_task("evidence: training classifiers", total=len(todo)) if progress else None

@@ -50,7 +50,7 @@ def sampling_scheduler(model_cfg: ModelConfig, sampling_cfg: SamplingConfig) -> 
     """DPM-Solver++ (multistep, order 2) derived from the training schedule.
 
     With the cosine (squaredcos_cap_v2) schedule the solver's last steps see log-SNR values so
-    low that samples saturate; clipping lambda and thresholding the x0 prediction fixes it (G14).
+    low that samples saturate; clipping lambda and thresholding the x0 prediction fixes it.
     """
     if not 5 <= sampling_cfg.steps <= 200:
         raise ConfigError(f"sampling.steps must be between 5 and 200, got {sampling_cfg.steps}")

@@ -6,8 +6,9 @@ whenever an epsilon is needed. Epsilons are never added: composition across roun
 the accountant's job and is much tighter than summing.
 
 Two accountants are offered: "prv" (Gopi et al.'s numerical composition of privacy loss random
-variables; reports its upper bound) and "rdp" (Renyi DP; looser by about 8 % at our sizes, see
-the research note, but simple and widely reproduced).
+variables; reports its upper bound) and "rdp" (Renyi DP; about 8 % looser at sigma 1.9,
+q 0.064, 2,000 steps, delta 1e-5, where PRV gives 8.00 and RDP 8.63; simple and widely
+reproduced).
 """
 
 from __future__ import annotations

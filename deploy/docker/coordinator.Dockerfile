@@ -12,11 +12,11 @@ RUN python -m venv /opt/busgen/venv
 RUN /opt/busgen/venv/bin/pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 WORKDIR /opt/busgen/app
 COPY pyproject.toml README.md ./
-COPY client ./client
 COPY common ./common
 COPY server ./server
 COPY configs ./configs
-RUN /opt/busgen/venv/bin/pip install -e .
+# A regular install: the profiles (configs/) and the Flower app metadata ship inside the package.
+RUN /opt/busgen/venv/bin/pip install ".[coordinator]"
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --system --gid 10001 busgen \

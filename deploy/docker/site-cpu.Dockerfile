@@ -18,10 +18,9 @@ WORKDIR /opt/busgen/app
 COPY pyproject.toml README.md ./
 COPY client ./client
 COPY common ./common
-COPY server ./server
 COPY configs ./configs
-# Editable install: configs/ is read next to the packages (common.config.CONFIG_DIR).
-RUN /opt/busgen/venv/bin/pip install -e .
+# A regular install: the profiles (configs/) and the Flower app metadata ship inside the package.
+RUN /opt/busgen/venv/bin/pip install ".[site]"
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --system --gid 10001 busgen \

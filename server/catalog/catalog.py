@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from common.bundle import audit_summary, sha256_file, valid_release_id, verify_bundle
+from common.release.bundle import audit_summary, sha256_file, valid_release_id, verify_bundle
 from common.chainlog import ChainLog
 from common.errors import DataError, VerificationError
 from server.catalog.terms import DEFAULT_TERMS

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from common.cli_util import echo_json
+from common.cli import echo_json
 
 
 @click.command()
@@ -40,7 +40,7 @@ def trust() -> None:
               help="The site's signing public key (PEM, keys/signing_key.pub in its work dir).")
 def trust_add(trust_file: Path, site_id: str, public_key: Path) -> None:
     """Trust a site's signing key."""
-    from common.signing import add_trusted_key
+    from common.release.signing import add_trusted_key
 
     click.echo(f"trusted key {add_trusted_key(trust_file, site_id, public_key)} for site {site_id}")
 
@@ -51,7 +51,7 @@ def trust_add(trust_file: Path, site_id: str, public_key: Path) -> None:
 @click.argument("key_id")
 def trust_revoke(trust_file: Path, key_id: str, reason: str) -> None:
     """Revoke a signing key (a unique prefix of its id is enough)."""
-    from common.signing import revoke_key
+    from common.release.signing import revoke_key
 
     revoke_key(trust_file, key_id, reason)
     click.echo(f"revoked key {key_id}")
@@ -61,7 +61,7 @@ def trust_revoke(trust_file: Path, key_id: str, reason: str) -> None:
 @click.option("--trust", "trust_file", required=True, type=click.Path(path_type=Path, dir_okay=False))
 def trust_list(trust_file: Path) -> None:
     """Show the trusted keys and their status."""
-    from common.signing import load_trust
+    from common.release.signing import load_trust
 
     for kid, entry in sorted(load_trust(trust_file)["keys"].items(), key=lambda kv: kv[1]["site_id"]):
         click.echo(f"{kid}  {entry['site_id']:<16} {entry['status']}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from common.cli_util import echo_json
+from common.cli import echo_json
 
 
 @click.command("status")

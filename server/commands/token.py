@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from common.cli_util import echo_json
+from common.cli import echo_json
 
 catalog_option = click.option("--catalog", "catalog_dir", required=True,
                               type=click.Path(path_type=Path, file_okay=False),

@@ -12,7 +12,7 @@ from client.audit import (audit_memorization, augment, dp_section, find_text, ph
                           roc_curve, run_audit, scan_png, tpr_at_fpr, tpr_bound)
 from client.audit.memorization import ssim
 from common.config import ModelConfig
-from common.phantom import render_case
+from simulation.phantom import render_case
 from common.store import ImageRecord, Store
 
 SIZE = 32

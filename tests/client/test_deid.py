@@ -15,7 +15,7 @@ from pydicom.uid import UID
 
 from client.cli import main
 from client.deid import Pseudonymizer, detect_text, run_deid
-from client.deid.corpus import REGION, build_corpus
+from simulation.deid_corpus import REGION, build_corpus
 from common.chainlog import ChainLog
 
 
@@ -196,7 +196,7 @@ def test_uids_are_valid_and_domain_separated():
 
 
 def test_phantom_pacs_export_is_cleaned(tmp_path):
-    from common.phantom.dicom import write_pacs_export
+    from simulation.phantom.dicom import write_pacs_export
 
     export = write_pacs_export(tmp_path / "export", "hospital-z", 3, "device-c", seed=9)
     secret = tmp_path / "secret.key"

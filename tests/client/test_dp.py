@@ -5,12 +5,12 @@ import torch
 from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
-from client.train import (TARGETS, DPSettings, PatientDataset, adapter_state, collate_patients,
-                          inject_lora, load_adapter, lora_parameters, patch_opacus_conv_contiguous,
-                          regroup_grad_samples, train_on_tensors)
+from client.train import (DPSettings, PatientDataset, collate_patients,
+                          patch_opacus_conv_contiguous, regroup_grad_samples, train_on_tensors)
 from common.config import LoraConfig, ModelConfig
 from common.errors import ConfigError
 from common.model import build_unet, diffusion_loss, training_scheduler
+from common.model.lora import TARGETS, adapter_state, inject_lora, load_adapter, lora_parameters
 
 torch.set_num_threads(2)
 MODEL = ModelConfig(image_size=32, block_out_channels=(16, 32), attention_levels=(False, True),

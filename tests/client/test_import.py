@@ -13,7 +13,7 @@ from client.cli import main
 from client.importers import import_dataset
 from client.workdir import SiteDir
 from common.errors import DataError
-from common.phantom import render_case
+from simulation.phantom import render_case
 from common.store import Store
 
 SIZE = 64

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from client.cli import main
-from client.deid.corpus import build_corpus
+from simulation.deid_corpus import build_corpus
 from client.ingest import ingest
 from client.workdir import SiteDir
 from common.errors import DeidError
-from common.phantom.dicom import read_labels, write_pacs_export
+from simulation.phantom.dicom import read_labels, write_pacs_export
 from common.store import Store
 
 

@@ -17,9 +17,9 @@ def _site(tmp_path):
     torch.set_num_threads(1)  # the test machine is shared: one thread is faster under load
     from safetensors.torch import save_file
 
-    from client.train.lora import adapter_state, inject_lora
+    from common.model.lora import adapter_state, inject_lora
     from common.model import build_unet, save_base
-    from common.signing import generate_signing_key
+    from common.release.signing import generate_signing_key
 
     site = SiteDir(tmp_path / "site")
     site.root.mkdir(parents=True)
@@ -43,8 +43,8 @@ def _site(tmp_path):
 def test_release_writes_a_verifiable_bundle(tmp_path):
     from client import site_log
     from client.release import conditions, make_release
-    from common.bundle import sha256_file, verify_bundle
-    from common.signing import add_trusted_key
+    from common.release.bundle import sha256_file, verify_bundle
+    from common.release.signing import add_trusted_key
 
     site, cfg, base, adapter = _site(tmp_path)
     statement = {"epsilon": 8.0, "delta": 1e-4, "accountant": "prv", "unit": "patient",

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from common.bundle import verify_bundle, write_bundle
+from common.release.bundle import verify_bundle, write_bundle
 from common.chainlog import canonical_json
 from common.errors import DataError, VerificationError
-from common.signing import add_trusted_key, generate_signing_key, key_id, revoke_key, sign_manifest
+from common.release.signing import add_trusted_key, generate_signing_key, key_id, revoke_key, sign_manifest
 
 PATHOLOGIES = ("benign", "malignant", "normal")
 DEVICES = ("vendor-a", "vendor-b")
@@ -165,7 +165,7 @@ def test_writer_refuses_bad_input_and_existing_dir(tmp_path, signed):
 def test_load_release_as_torch_dataset(signed):
     import torch
 
-    from common.release_loader import load_release
+    from common.release.loader import load_release
 
     bundle, trust, _ = signed
     dataset = load_release(bundle, trust_file=trust)

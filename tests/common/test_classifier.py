@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.classifier import augment_batch, build_classifier, predict_scores, train_classifier
+from common.evidence.classifier import augment_batch, build_classifier, predict_scores, train_classifier
 from common.errors import DataError
 
 

@@ -18,7 +18,7 @@ from common.errors import DataError
 from common.evidence import run_evidence
 from common.evidence.data import (check_patient_disjoint, load_store_side, load_synthetic,
                                   release_epsilon, stratified_subset)
-from common.phantom.sites import simulate_store
+from simulation.phantom.sites import simulate_store
 
 SITES = [("hospital-a", "device-a", 14, 11), ("hospital-b", "device-b", 14, 12),
          ("hospital-c", "device-c", 14, 13)]
@@ -129,7 +129,7 @@ def test_run_evidence_writes_report_and_is_reproducible(consortium, tmp_path):
     from server.cli import main
 
     cli = CliRunner().invoke(main, [
-        "evaluate", "--config", "cpu-demo", *sum((["--set", o] for o in OVERRIDES), []),
+        "evidence", "--config", "cpu-demo", *sum((["--set", o] for o in OVERRIDES), []),
         *sum((["--real", str(s)] for s in stores), []),
         *sum((["--test-store", str(s)] for s in stores), []),
         "--synthetic", f"{folders['eps8']}@8", "--synthetic", f"{folders['eps1']}@1",

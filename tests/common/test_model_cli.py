@@ -22,7 +22,7 @@ def read_images(out):
 
 def test_pretrain_then_generate_with_and_without_adapter(tmp_path):
     from client.train import save_adapter
-    from client.train.lora import adapter_state, inject_lora
+    from common.model.lora import adapter_state, inject_lora
     from common.model import load_base
 
     synthetic_store(tmp_path / "store", n_patients=6)

@@ -63,8 +63,8 @@ def test_dockerfile_copies_what_exists_and_context_keeps_it(name):
 def test_dockerfile_torch_pin_fits_pyproject(name):
     text = DOCKERFILES[name].read_text()
     pinned = re.search(r'"torch==([\d.]+)"', text).group(1)
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    spec = next(d for d in deps if d.startswith("torch"))[len("torch"):]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    spec = next(d for d in extras["ml"] if d.startswith("torch"))[len("torch"):]
     assert Version(pinned) in SpecifierSet(spec)
     cpu_index = "download.pytorch.org/whl/cpu" in text
     assert cpu_index == (name != "site-cuda"), "CPU images use the CPU index, CUDA does not"

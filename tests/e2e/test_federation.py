@@ -30,7 +30,7 @@ TINY = ["model.image_size=32", "model.block_out_channels=[16,32]",
         "model.attention_levels=[false,true]", "model.norm_num_groups=8",
         "dp.local_steps=1", "dp.expected_batch_patients=4", "dp.target_epsilon=2.0",
         "federation.rounds=2", "federation.reply_timeout_s=300",
-        "federation.node_wait_s=60", "federation.evaluate=false", "federation.round_retries=0"]
+        "federation.node_wait_s=60", "federation.validate=false", "federation.round_retries=0"]
 SITES = [("hospital-a", "device-a", 1), ("hospital-b", "device-b", 2)]
 
 
@@ -74,7 +74,7 @@ def fed(tmp_path_factory):
     import torch
 
     from common.model import build_unet, save_base
-    from common.phantom import simulate_store
+    from simulation.phantom import simulate_store
 
     root = tmp_path_factory.mktemp("fed")
     c = Consortium(root)

@@ -6,9 +6,9 @@ import tarfile
 import pytest
 from click.testing import CliRunner
 
-from common.bundle import verify_bundle
+from common.release.bundle import verify_bundle
 from common.errors import VerificationError
-from common.bundle import valid_release_id
+from common.release.bundle import valid_release_id
 from server.catalog import Catalog, TokenStore
 from server.cli import main as server_cli
 from tests.common.test_bundle import make_bundle, make_signing

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from common.chainlog import ChainLog
-from common.release_cli import main as release_cli
-from common.release_client import partial_path
-from common.release_loader import load_release
+from common.release.cli import main as release_cli
+from common.release.client import partial_path
+from common.release.loader import load_release
 from server.catalog import Catalog, TokenStore
 from server.cli import main as server_cli
 from server.provision import init_ca
@@ -211,7 +211,7 @@ def test_tampering_on_the_server_is_detected_at_fetch(server, tmp_path):
 
 def test_revoked_site_key_fails_fetch(server, tmp_path):
     """The server serves the live trust file, so revoking a site key reaches researchers at once."""
-    from common.signing import key_id, revoke_key
+    from common.release.signing import key_id, revoke_key
 
     site_b, _ = make_signing(server["root"], site_id="site-b")
     entry = server["catalog"].publish(make_bundle(tmp_path / "b", site_b, site_id="site-b"),

@@ -1,0 +1,1 @@
+"""Commands the simulation package adds to `busgen-server` and `busgen-site`."""
