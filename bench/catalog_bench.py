@@ -37,10 +37,20 @@ def _bundle(work: Path, n: int, size: int) -> tuple[Path, Path]:
     trust = work / "trust.json"
     add_trusted_key(trust, "bench-site", work / "k.pub")
     rng = np.random.default_rng(0)
-    images = [np.clip(rng.gamma(2.0, 40.0, (size, size)), 0, 255).astype(np.uint8) for _ in range(n)]
+    images = [
+        np.clip(rng.gamma(2.0, 40.0, (size, size)), 0, 255).astype(np.uint8) for _ in range(n)
+    ]
     rows = [{"pathology": "benign", "birads": 3, "device": "bench", "box": [8, 8, 24, 24]}] * n
-    bundle = write_bundle(work / "bundle", images, rows, "# bench\n", {"summary": {}}, "<html></html>",
-                          {"site_id": "bench-site", "dataset_id": "bench"}, key)
+    bundle = write_bundle(
+        work / "bundle",
+        images,
+        rows,
+        "# bench\n",
+        {"summary": {}},
+        "<html></html>",
+        {"site_id": "bench-site", "dataset_id": "bench"},
+        key,
+    )
     return bundle, trust
 
 
@@ -63,10 +73,24 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-c", "from server.cli import main; main()", "serve",
-                                 "--catalog", str(catalog.root), "--cert", str(pki.server_cert),
-                                 "--key", str(pki.server_key), "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from server.cli import main; main()",
+                "serve",
+                "--catalog",
+                str(catalog.root),
+                "--cert",
+                str(pki.server_cert),
+                "--key",
+                str(pki.server_key),
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             url = f"https://127.0.0.1:{port}"
             ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
@@ -78,14 +102,25 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.2)
             terms = httpx.get(f"{url}/api/v1/terms", headers=auth, verify=ctx).json()
-            httpx.post(f"{url}/api/v1/terms/accept", headers=auth, verify=ctx,
-                       json={"version": terms["version"]}).raise_for_status()
+            httpx.post(
+                f"{url}/api/v1/terms/accept",
+                headers=auth,
+                verify=ctx,
+                json={"version": terms["version"]},
+            ).raise_for_status()
 
             def one(_: int) -> tuple[float, bool]:
                 start = time.perf_counter()
-                r = httpx.get(f"{url}/api/v1/releases/{entry['release_id']}/bundle.tar", headers=auth,
-                              verify=ctx, timeout=60)
-                ok = r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == entry["archive"]["sha256"]
+                r = httpx.get(
+                    f"{url}/api/v1/releases/{entry['release_id']}/bundle.tar",
+                    headers=auth,
+                    verify=ctx,
+                    timeout=60,
+                )
+                ok = (
+                    r.status_code == 200
+                    and hashlib.sha256(r.content).hexdigest() == entry["archive"]["sha256"]
+                )
                 return time.perf_counter() - start, ok
 
             levels = []
@@ -95,11 +130,17 @@ def main() -> None:
                     results = list(pool.map(one, range(args.downloads)))
                 wall = time.perf_counter() - start
                 latencies = sorted(r[0] for r in results)
-                levels.append({"clients": clients, "downloads": args.downloads,
-                               "errors": sum(not r[1] for r in results), "wall_s": wall,
-                               "throughput_mb_s": args.downloads * entry["archive"]["size"] / wall / 1e6,
-                               "latency_median_s": statistics.median(latencies),
-                               "latency_max_s": latencies[-1]})
+                levels.append(
+                    {
+                        "clients": clients,
+                        "downloads": args.downloads,
+                        "errors": sum(not r[1] for r in results),
+                        "wall_s": wall,
+                        "throughput_mb_s": args.downloads * entry["archive"]["size"] / wall / 1e6,
+                        "latency_median_s": statistics.median(latencies),
+                        "latency_max_s": latencies[-1],
+                    }
+                )
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -107,23 +148,32 @@ def main() -> None:
     base = levels[0]["throughput_mb_s"]
     for level in levels:
         level["throughput_ratio_vs_1_client"] = level["throughput_mb_s"] / base
-    result = {"archive_bytes": entry["archive"]["size"], "images": args.images, "size": args.size,
-              "levels": levels}
+    result = {
+        "archive_bytes": entry["archive"]["size"],
+        "images": args.images,
+        "size": args.size,
+        "levels": levels,
+    }
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
     clients = [lv["clients"] for lv in levels]
     ax[0].plot(clients, [lv["throughput_ratio_vs_1_client"] for lv in levels], "o-")
-    ax[0].set(xlabel="concurrent clients", ylabel="throughput / 1 client", title="aggregate throughput")
+    ax[0].set(
+        xlabel="concurrent clients", ylabel="throughput / 1 client", title="aggregate throughput"
+    )
     ax[1].plot(clients, [lv["latency_median_s"] for lv in levels], "o-", label="median")
     ax[1].plot(clients, [lv["latency_max_s"] for lv in levels], "s--", label="max")
     ax[1].set(xlabel="concurrent clients", ylabel="seconds per download", title="latency")
     ax[1].legend()
-    fig.suptitle(f"catalog downloads over TLS, {entry['archive']['size'] / 1e6:.1f} MB bundle, loopback")
+    fig.suptitle(
+        f"catalog downloads over TLS, {entry['archive']['size'] / 1e6:.1f} MB bundle, loopback"
+    )
     fig.tight_layout()
     fig.savefig(args.out / "throughput.png", dpi=100)
     print(json.dumps(result, indent=2))

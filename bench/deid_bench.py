@@ -46,9 +46,14 @@ def run_case(workdir: Path, n: int, options: dict, deid: Deidentifier) -> dict:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     # Per core = per CPU-second of this single-threaded process; wall time is also kept, but on
     # a shared machine it measures the neighbours too.
-    return {"files": n, "cpu_seconds": round(cpu, 4), "wall_seconds": round(wall, 4),
-            "files_per_s": round(n / cpu, 2), "wall_files_per_s": round(n / wall, 2),
-            "ms_per_file": round(1000 * cpu / n, 2)}
+    return {
+        "files": n,
+        "cpu_seconds": round(cpu, 4),
+        "wall_seconds": round(wall, 4),
+        "files_per_s": round(n / cpu, 2),
+        "wall_files_per_s": round(n / wall, 2),
+        "ms_per_file": round(1000 * cpu / n, 2),
+    }
 
 
 def main() -> None:
@@ -61,16 +66,22 @@ def main() -> None:
     for name, options in CASES.items():
         with tempfile.TemporaryDirectory() as tmp:
             results[name] = run_case(Path(tmp), args.files, options, deid)
-        print(f"{name:24s} {results[name]['files_per_s']:7.1f} files/s "
-              f"({results[name]['ms_per_file']:.1f} ms/file)")
+        print(
+            f"{name:24s} {results[name]['files_per_s']:7.1f} files/s "
+            f"({results[name]['ms_per_file']:.1f} ms/file)"
+        )
     headline = results["grey, regions"]["files_per_s"]
-    report = {"benchmark": "deid throughput, 800x600 single-frame, 1 core",
-              "target_files_per_s": TARGET, "headline_files_per_s": headline,
-              "meets_target": headline >= TARGET,
-              "ratio_to_target": round(headline / TARGET, 2),
-              "speedup_vs_anchor_1s_per_image": round(headline / 1.0, 1),
-              "cases": results, "machine": platform.processor() or platform.machine(),
-              "opencv_threads": 1}
+    report = {
+        "benchmark": "deid throughput, 800x600 single-frame, 1 core",
+        "target_files_per_s": TARGET,
+        "headline_files_per_s": headline,
+        "meets_target": headline >= TARGET,
+        "ratio_to_target": round(headline / TARGET, 2),
+        "speedup_vs_anchor_1s_per_image": round(headline / 1.0, 1),
+        "cases": results,
+        "machine": platform.processor() or platform.machine(),
+        "opencv_threads": 1,
+    }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "deid_bench.json").write_text(json.dumps(report, indent=2) + "\n")
     import matplotlib

@@ -29,16 +29,22 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-OUT = ROOT / "bench" / "out" / "dp"
+from client.train import (
+    DPSettings,
+    PatientDataset,
+    collate_patients,
+    denoising_loss,
+    patch_opacus_conv_contiguous,
+    regroup_grad_samples,
+    train_on_tensors,
+)
+from common.config import LoraConfig, load_config
+from common.model import build_unet, diffusion_loss, training_scheduler
+from common.model.lora import inject_lora, lora_parameters
+from common.privacy import calibrate_noise, default_delta, sample_rate
 
-from client.train import (DPSettings, PatientDataset, collate_patients, denoising_loss,  # noqa: E402
-                          patch_opacus_conv_contiguous, regroup_grad_samples, train_on_tensors)
-from common.config import LoraConfig, load_config  # noqa: E402
-from common.model import build_unet, diffusion_loss, training_scheduler  # noqa: E402
-from common.model.lora import inject_lora, lora_parameters  # noqa: E402
-from common.privacy import calibrate_noise, default_delta, sample_rate  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "dp"
 
 
 def rss_mb() -> float:
@@ -50,10 +56,12 @@ def synthetic_batch(model_cfg, batch: int, seed: int = 0):
     """`batch` images from batch//2 patients (2 images each), as the collate returns them."""
     g = torch.Generator().manual_seed(seed)
     n, s = batch, model_cfg.image_size
-    data = PatientDataset.from_tensors(torch.rand(n, s, s, generator=g) * 2 - 1,
-                                       (torch.rand(n, s, s, generator=g) > 0.8).float(),
-                                       torch.randint(0, 16, (n,), generator=g),
-                                       [i // 2 for i in range(n)])
+    data = PatientDataset.from_tensors(
+        torch.rand(n, s, s, generator=g) * 2 - 1,
+        (torch.rand(n, s, s, generator=g) > 0.8).float(),
+        torch.randint(0, 16, (n,), generator=g),
+        [i // 2 for i in range(n)],
+    )
     return data, collate_patients(data.patients, 6)
 
 
@@ -70,8 +78,13 @@ def make_steps(model_cfg, targets: str, batch: int):
     data, (images, masks, labels, group) = synthetic_batch(model_cfg, batch)
     gsm = GradSampleModule(unet, batch_first=True, loss_reduction="sum")
     plain = torch.optim.AdamW(params, lr=1e-4)
-    private = DPOptimizer(torch.optim.AdamW(params, lr=1e-4), noise_multiplier=1.0,
-                          max_grad_norm=1.0, expected_batch_size=len(data), loss_reduction="mean")
+    private = DPOptimizer(
+        torch.optim.AdamW(params, lr=1e-4),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        expected_batch_size=len(data),
+        loss_reduction="mean",
+    )
     gen = torch.Generator().manual_seed(1)
 
     def non_dp() -> None:
@@ -83,8 +96,9 @@ def make_steps(model_cfg, targets: str, batch: int):
 
     def dp() -> None:
         private.zero_grad(set_to_none=True)
-        losses = diffusion_loss(gsm, images, masks, labels, scheduler, generator=gen,
-                                reduction="none")
+        losses = diffusion_loss(
+            gsm, images, masks, labels, scheduler, generator=gen, reduction="none"
+        )
         losses.sum().backward()
         regroup_grad_samples(params, group, len(data))
         private.step()
@@ -104,11 +118,18 @@ def step_cost(model_cfg, batch: int, repeats: int) -> dict:
                 fn()
                 times[name].append(time.perf_counter() - start)
         med = {k: statistics.median(v) for k, v in times.items()}
-        out[targets] = {"lora_params": n_params, "s_per_step_non_dp": med["non_dp"],
-                        "s_per_step_dp": med["dp"], "ratio": med["dp"] / med["non_dp"],
-                        "raw": times}
-        print(f"{targets}: non-DP {med['non_dp']:.3f} s, DP {med['dp']:.3f} s, "
-              f"ratio {med['dp'] / med['non_dp']:.2f}", flush=True)
+        out[targets] = {
+            "lora_params": n_params,
+            "s_per_step_non_dp": med["non_dp"],
+            "s_per_step_dp": med["dp"],
+            "ratio": med["dp"] / med["non_dp"],
+            "raw": times,
+        }
+        print(
+            f"{targets}: non-DP {med['non_dp']:.3f} s, DP {med['dp']:.3f} s, "
+            f"ratio {med['dp'] / med['non_dp']:.2f}",
+            flush=True,
+        )
     return out
 
 
@@ -128,11 +149,26 @@ def peak_memory(args) -> dict:
     out = {}
     for targets in ("attention", "attention+conv"):
         for mode in ("non_dp", "dp"):
-            res = subprocess.run([sys.executable, __file__, "--probe-targets", targets,
-                                  "--probe-mode", mode, "--size", str(args.size),
-                                  "--batch", str(args.batch)],
-                                 capture_output=True, text=True, check=True)
-            out[f"{targets}/{mode}"] = json.loads(res.stdout.strip().splitlines()[-1])["peak_delta_mb"]
+            res = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--probe-targets",
+                    targets,
+                    "--probe-mode",
+                    mode,
+                    "--size",
+                    str(args.size),
+                    "--batch",
+                    str(args.batch),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            out[f"{targets}/{mode}"] = json.loads(res.stdout.strip().splitlines()[-1])[
+                "peak_delta_mb"
+            ]
             print(f"peak memory {targets}/{mode}: +{out[f'{targets}/{mode}']:.0f} MB", flush=True)
     return out
 
@@ -141,8 +177,14 @@ def phantom_patients(model_cfg, site: str, patients: int, seed: int) -> PatientD
     from simulation.phantom import simulate_store
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = simulate_store(Path(tmp) / "store", site, "device-a", patients, seed=seed,
-                               image_size=model_cfg.image_size)
+        store = simulate_store(
+            Path(tmp) / "store",
+            site,
+            "device-a",
+            patients,
+            seed=seed,
+            image_size=model_cfg.image_size,
+        )
         return PatientDataset.from_store(store, store.records(), model_cfg)
 
 
@@ -163,7 +205,9 @@ def utility(model_cfg, args) -> dict:
     for _ in range(args.pretrain_steps):  # a short non-private pretraining on OTHER patients
         idx = torch.randint(0, len(labels), (16,), generator=gen)
         opt.zero_grad()
-        diffusion_loss(base, images[idx], masks[idx], labels[idx], scheduler, generator=gen).backward()
+        diffusion_loss(
+            base, images[idx], masks[idx], labels[idx], scheduler, generator=gen
+        ).backward()
         opt.step()
     state = {k: v.clone() for k, v in base.state_dict().items()}
     q = sample_rate(args.expected_batch, len(train))
@@ -174,22 +218,49 @@ def utility(model_cfg, args) -> dict:
         unet.load_state_dict(state)
         inject_lora(unet, LoraConfig(rank=8, alpha=8.0, targets="attention"))
         sigma = None if eps == float("inf") else calibrate_noise(eps, delta, q, args.steps, "prv")
-        stats = train_on_tensors(unet, train, scheduler,
-                                 DPSettings(steps=args.steps, sample_rate=q, noise_multiplier=sigma,
-                                            max_grad_norm=args.clip, lr=args.lr),
-                                 sample_seed=0, noise_seed=1)
-        row = {"epsilon": eps, "noise_multiplier": sigma, "seconds": stats.seconds,
-               "train_loss": denoising_loss(unet, train, scheduler, seed=5),
-               "heldout_loss": denoising_loss(unet, held, scheduler, seed=5)}
+        stats = train_on_tensors(
+            unet,
+            train,
+            scheduler,
+            DPSettings(
+                steps=args.steps,
+                sample_rate=q,
+                noise_multiplier=sigma,
+                max_grad_norm=args.clip,
+                lr=args.lr,
+            ),
+            sample_seed=0,
+            noise_seed=1,
+        )
+        row = {
+            "epsilon": eps,
+            "noise_multiplier": sigma,
+            "seconds": stats.seconds,
+            "train_loss": denoising_loss(unet, train, scheduler, seed=5),
+            "heldout_loss": denoising_loss(unet, held, scheduler, seed=5),
+        }
         rows.append(row)
-        print(f"eps={eps}: sigma={sigma}, train loss {row['train_loss']:.4f}, "
-              f"held-out {row['heldout_loss']:.4f}", flush=True)
+        print(
+            f"eps={eps}: sigma={sigma}, train loss {row['train_loss']:.4f}, "
+            f"held-out {row['heldout_loss']:.4f}",
+            flush=True,
+        )
     base.eval()
-    return {"patients": len(train), "images": train.num_images, "sample_rate": q, "delta": delta,
-            "steps": args.steps, "clip": args.clip, "lr": args.lr, "accountant": "prv",
-            "unit": "patient", "pretrain_steps": args.pretrain_steps,
-            "base_train_loss": denoising_loss(base, train, scheduler, seed=5),
-            "base_heldout_loss": denoising_loss(base, held, scheduler, seed=5), "rows": rows}
+    return {
+        "patients": len(train),
+        "images": train.num_images,
+        "sample_rate": q,
+        "delta": delta,
+        "steps": args.steps,
+        "clip": args.clip,
+        "lr": args.lr,
+        "accountant": "prv",
+        "unit": "patient",
+        "pretrain_steps": args.pretrain_steps,
+        "base_train_loss": denoising_loss(base, train, scheduler, seed=5),
+        "base_heldout_loss": denoising_loss(base, held, scheduler, seed=5),
+        "rows": rows,
+    }
 
 
 def bench_model(size: int):
@@ -206,13 +277,26 @@ def plot(result: dict, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     names = list(result["step_cost"])
     x = range(len(names))
-    a.bar([i - 0.2 for i in x], [result["step_cost"][n]["s_per_step_non_dp"] for n in names], 0.4,
-          label="non-DP LoRA")
-    a.bar([i + 0.2 for i in x], [result["step_cost"][n]["s_per_step_dp"] for n in names], 0.4,
-          label="DP-SGD (opacus hooks, per patient)")
+    a.bar(
+        [i - 0.2 for i in x],
+        [result["step_cost"][n]["s_per_step_non_dp"] for n in names],
+        0.4,
+        label="non-DP LoRA",
+    )
+    a.bar(
+        [i + 0.2 for i in x],
+        [result["step_cost"][n]["s_per_step_dp"] for n in names],
+        0.4,
+        label="DP-SGD (opacus hooks, per patient)",
+    )
     for i, n in enumerate(names):
-        a.text(i + 0.2, result["step_cost"][n]["s_per_step_dp"], f"{result['step_cost'][n]['ratio']:.2f}x",
-               ha="center", va="bottom")
+        a.text(
+            i + 0.2,
+            result["step_cost"][n]["s_per_step_dp"],
+            f"{result['step_cost'][n]['ratio']:.2f}x",
+            ha="center",
+            va="bottom",
+        )
     a.set_xticks(list(x), names)
     a.set_ylabel("seconds per step")
     a.set_title(f"step cost, batch {result['batch']} at {result['size']} px")
@@ -231,7 +315,9 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=8, help="images per step (patients of 2)")
     p.add_argument("--repeats", type=int, default=3)
@@ -251,10 +337,16 @@ def main() -> None:
         return
     torch.set_num_threads(2)
     started = time.time()
-    result = {"size": args.size, "batch": args.batch, "repeats": args.repeats,
-              "host": platform.node(), "torch": torch.__version__, "threads": 2,
-              "note": "ratios compare configurations in the same process and run; absolute "
-                      "seconds depend on the (shared) CPU load"}
+    result = {
+        "size": args.size,
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "host": platform.node(),
+        "torch": torch.__version__,
+        "threads": 2,
+        "note": "ratios compare configurations in the same process and run; absolute "
+        "seconds depend on the (shared) CPU load",
+    }
     result["step_cost"] = step_cost(bench_model(args.size), args.batch, args.repeats)
     result["peak_memory_mb"] = peak_memory(args)
     result["utility"] = utility(bench_model(args.utility_size), args)

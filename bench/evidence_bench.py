@@ -27,8 +27,8 @@ from PIL import Image
 from common.config import load_config
 from common.evidence import run_evidence
 from common.evidence.data import release_epsilon
-from simulation.phantom.sites import simulate_store
 from common.store import Store
+from simulation.phantom.sites import simulate_store
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "evidence"
@@ -36,9 +36,18 @@ OUT = ROOT / "bench" / "out" / "evidence"
 
 def simulated_consortium(cfg, data_dir: Path) -> list[Path]:
     """The profile's sites as stores (cached in data_dir; simulate_store resumes)."""
-    return [simulate_store(data_dir / "sites" / s.site_id, s.site_id, s.device, s.patients,
-                           s.malignant_rate, s.normal_rate, s.seed).root
-            for s in cfg.data.sites]
+    return [
+        simulate_store(
+            data_dir / "sites" / s.site_id,
+            s.site_id,
+            s.device,
+            s.patients,
+            s.malignant_rate,
+            s.normal_rate,
+            s.seed,
+        ).root
+        for s in cfg.data.sites
+    ]
 
 
 def reference_set(cfg, data_dir: Path, name: str, patients_per_device: int, seed: int) -> Path:
@@ -56,8 +65,15 @@ def reference_set(cfg, data_dir: Path, name: str, patients_per_device: int, seed
     for i, rec in enumerate(store.records()):
         file_name = f"{i:05d}.png"
         Image.fromarray(store.load_image(rec)).save(tmp / file_name)
-        rows.append({"file_name": file_name, "pathology": rec.pathology, "device": rec.device,
-                     "birads": rec.birads, "box": list(rec.boxes[0]) if rec.boxes else None})
+        rows.append(
+            {
+                "file_name": file_name,
+                "pathology": rec.pathology,
+                "device": rec.device,
+                "birads": rec.birads,
+                "box": list(rec.boxes[0]) if rec.boxes else None,
+            }
+        )
     (tmp / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, out)
     return out
@@ -68,8 +84,12 @@ def main() -> None:
     parser.add_argument("--config", default="cpu-demo")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--run-dir", type=Path, help="A finished demo run to evaluate.")
-    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/busgen-evidence-bench"),
-                        help="Cache for the simulated consortium (no run dir).")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("/tmp/busgen-evidence-bench"),
+        help="Cache for the simulated consortium (no run dir).",
+    )
     parser.add_argument("--full-grid", action="store_true")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
@@ -85,30 +105,43 @@ def main() -> None:
     else:
         stores = simulated_consortium(cfg, args.data_dir)
         per_device = max(10, cfg.release.n_images // 2)
-        synthetic = {"simulator-reference": (reference_set(cfg, args.data_dir, "reference",
-                                                           per_device, 4242), None)}
-        note = ("No generator was run: the 'synthetic' set is freshly simulated patients from the "
-                "phantom simulator (an upper bound: what a perfect generator would be worth), "
-                "used to measure the protocol and its run time.")
+        synthetic = {
+            "simulator-reference": (
+                reference_set(cfg, args.data_dir, "reference", per_device, 4242),
+                None,
+            )
+        }
+        note = (
+            "No generator was run: the 'synthetic' set is freshly simulated patients from the "
+            "phantom simulator (an upper bound: what a perfect generator would be worth), "
+            "used to measure the protocol and its run time."
+        )
     data_s = time.perf_counter() - t0
 
     t1, c1 = time.perf_counter(), time.process_time()
-    results = run_evidence(OUT, stores, stores, synthetic, cfg, full_grid=args.full_grid or None,
-                           note=note)
+    results = run_evidence(
+        OUT, stores, stores, synthetic, cfg, full_grid=args.full_grid or None, note=note
+    )
     wall, cpu = time.perf_counter() - t1, time.process_time() - c1
     bench = {
-        "config": args.config, "overrides": args.overrides, "full_grid": results["full_grid"],
-        "threads": cfg.evidence.threads, "cpu": platform.processor() or platform.machine(),
+        "config": args.config,
+        "overrides": args.overrides,
+        "full_grid": results["full_grid"],
+        "threads": cfg.evidence.threads,
+        "cpu": platform.processor() or platform.machine(),
         "load_average_at_end": os.getloadavg(),
-        "data_prep_s": round(data_s, 1), "evidence_wall_s": round(wall, 1),
+        "data_prep_s": round(data_s, 1),
+        "evidence_wall_s": round(wall, 1),
         "evidence_cpu_s": round(cpu, 1),
         "trainings": results["trainings"],
         "s_per_training": round(wall / max(1, results["trainings"]), 2),
         "fits_cpu_demo_budget_300s": wall <= 300,
         "cpu_time_fits_budget_300s": cpu <= 300,
-        "auc_trtr": results["auc_trtr"]["auc"], "auc_tstr": results["auc_tstr"]["auc"],
+        "auc_trtr": results["auc_trtr"]["auc"],
+        "auc_tstr": results["auc_tstr"]["auc"],
         "auc_real_plus_synth": results["auc_real_plus_synth"]["auc"],
-        "tstr_over_trtr": results["tstr_over_trtr"], "targets": results["targets"],
+        "tstr_over_trtr": results["tstr_over_trtr"],
+        "targets": results["targets"],
     }
     (OUT / "bench.json").write_text(json.dumps(bench, indent=2) + "\n")
     print(json.dumps(bench, indent=2))

@@ -24,18 +24,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "bench" / "out" / "federation"
-SITES = [("hospital-a", "device-a", 11), ("hospital-b", "device-b", 12),
-         ("hospital-c", "device-c", 13)]
+SITES = [
+    ("hospital-a", "device-a", 11),
+    ("hospital-b", "device-b", 12),
+    ("hospital-c", "device-c", 13),
+]
 
 
 def import_time(module: str) -> float:
     """Wall time of `import module` in a fresh interpreter (what every ClientApp pays)."""
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     return float(res.stdout.strip().splitlines()[-1])
 
 
@@ -57,50 +60,74 @@ def main() -> None:
     from client.workdir import SiteDir
     from common.config import load_config
     from common.model import build_unet, save_base
-    from simulation.phantom import simulate_store
     from simulation.consortium import run_local_consortium
+    from simulation.phantom import simulate_store
 
     torch.set_num_threads(2)
     shutil.rmtree(args.work, ignore_errors=True)
-    cfg = load_config("cpu-demo", [f"federation.rounds={args.rounds}",
-                                   f"federation.min_train_sites={args.sites}",
-                                   f"dp.local_steps={args.local_steps}", "dp.target_epsilon=4.0",
-                                   "federation.validate=false", "federation.reply_timeout_s=600"])
+    cfg = load_config(
+        "cpu-demo",
+        [
+            f"federation.rounds={args.rounds}",
+            f"federation.min_train_sites={args.sites}",
+            f"dp.local_steps={args.local_steps}",
+            "dp.target_epsilon=4.0",
+            "federation.validate=false",
+            "federation.reply_timeout_s=600",
+        ],
+    )
     base = args.work / "base"
     torch.manual_seed(0)
     unet = build_unet(cfg.model)
     save_base(base, unet, cfg.model)
     model_bytes = sum(p.numel() * p.element_size() for p in unet.parameters())
     site_dirs = []
-    for sid, device, seed in SITES[:args.sites]:
+    for sid, device, seed in SITES[: args.sites]:
         init_site(sid, args.work / "sites" / sid)
         approve(SiteDir(args.work / "sites" / sid), installed_app_hash(), note="benchmark")
-        simulate_store(SiteDir(args.work / "sites" / sid).store, sid, device, args.patients,
-                       seed=seed, image_size=cfg.model.image_size)
+        simulate_store(
+            SiteDir(args.work / "sites" / sid).store,
+            sid,
+            device,
+            args.patients,
+            seed=seed,
+            image_size=cfg.model.image_size,
+        )
         site_dirs.append(args.work / "sites" / sid)
 
     t0 = time.monotonic()
-    summary = run_local_consortium(args.work / "run", cfg, site_dirs, base,
-                                   progress=lambda s: print(f"round {s['completed_rounds']}/"
-                                                            f"{s['rounds']} {s['status']}"))
+    summary = run_local_consortium(
+        args.work / "run",
+        cfg,
+        site_dirs,
+        base,
+        progress=lambda s: print(f"round {s['completed_rounds']}/{s['rounds']} {s['status']}"),
+    )
     total_s = time.monotonic() - t0
     rounds = [h for h in summary["history"] if h["ok"]]
     cold = [m["cold-start-s"] for h in rounds for m in h["train_metrics"].values()]
     train = [m["train-s"] for h in rounds for m in h["train_metrics"].values()]
     adapter_bytes = summary["adapter_bytes"]
     results = {
-        "device": "cpu (2 shared cores)", "model": "cpu-demo UNet", "sites": args.sites,
-        "rounds": args.rounds, "local_steps": args.local_steps,
-        "model_param_bytes": model_bytes, "adapter_bytes": adapter_bytes,
+        "device": "cpu (2 shared cores)",
+        "model": "cpu-demo UNet",
+        "sites": args.sites,
+        "rounds": args.rounds,
+        "local_steps": args.local_steps,
+        "model_param_bytes": model_bytes,
+        "adapter_bytes": adapter_bytes,
         "adapter_to_model_ratio": adapter_bytes / model_bytes,
         "bytes_per_round": [h["bytes_down"] + h["bytes_up"] for h in rounds],
-        "full_model_bytes_per_round": [model_bytes * (h["bytes_down"] + h["bytes_up"]) // adapter_bytes
-                                       for h in rounds],
+        "full_model_bytes_per_round": [
+            model_bytes * (h["bytes_down"] + h["bytes_up"]) // adapter_bytes for h in rounds
+        ],
         "round_wall_s": [h["wall_s"] for h in rounds],
-        "site_cold_start_s": cold, "site_train_s": train,
+        "site_cold_start_s": cold,
+        "site_train_s": train,
         "clientapp_module_import_s": import_time("client.client_app"),
         "training_stack_import_s": import_time("client.train"),
-        "consortium_total_s": total_s, "max_epsilon": summary["max_epsilon"],
+        "consortium_total_s": total_s,
+        "max_epsilon": summary["max_epsilon"],
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
@@ -115,8 +142,11 @@ def plot(r: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 4))
-    ax[0].bar(["adapter (sent)", "full model"], [r["adapter_bytes"] / 1e3, r["model_param_bytes"] / 1e3],
-              color=["tab:green", "tab:gray"])
+    ax[0].bar(
+        ["adapter (sent)", "full model"],
+        [r["adapter_bytes"] / 1e3, r["model_param_bytes"] / 1e3],
+        color=["tab:green", "tab:gray"],
+    )
     ax[0].set_ylabel("kB per site per direction")
     ax[0].set_title(f"payload: {100 * r['adapter_to_model_ratio']:.2f}% of the model")
     ax[1].bar([f"round {i + 1}" for i in range(len(r["round_wall_s"]))], r["round_wall_s"])

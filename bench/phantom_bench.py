@@ -24,8 +24,13 @@ from simulation.phantom import DEVICES, render_case, simulate_store
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "phantom"
-COLUMNS = (("normal", None), ("benign", "cyst"), ("benign", "fibroadenoma"),
-           ("malignant", "carcinoma-spiculated"), ("malignant", "carcinoma-irregular"))
+COLUMNS = (
+    ("normal", None),
+    ("benign", "cyst"),
+    ("benign", "fibroadenoma"),
+    ("malignant", "carcinoma-spiculated"),
+    ("malignant", "carcinoma-irregular"),
+)
 
 
 def throughput(n: int, size: int) -> dict[str, float]:
@@ -54,7 +59,9 @@ def example_grid(seed: int = 3) -> Image.Image:
     (the first seed giving that kind), lesion boxes outlined, captioned with kind and BI-RADS."""
     tiles_h, tiles_w = 200, 240
     label_w = 80
-    sheet = Image.new("RGB", (label_w + tiles_w * len(COLUMNS), 24 + tiles_h * len(DEVICES)), "white")
+    sheet = Image.new(
+        "RGB", (label_w + tiles_w * len(COLUMNS), 24 + tiles_h * len(DEVICES)), "white"
+    )
     draw = ImageDraw.Draw(sheet)
     for j, (pathology, _) in enumerate(COLUMNS):
         draw.text((label_w + j * tiles_w + 6, 6), pathology, fill="black")
@@ -90,7 +97,9 @@ def main() -> None:
     rates = throughput(args.n, args.size)
     store = store_throughput(args.store_patients)
     result = {
-        "size": args.size, "n_per_device": args.n, "threads": 1,
+        "size": args.size,
+        "n_per_device": args.n,
+        "threads": 1,
         "images_per_s_per_core": rates,
         "min_images_per_s_per_core": min(rates.values()),
         "target_images_per_s_per_core": 20.0,

@@ -45,13 +45,17 @@ def with_epsilon(cfg: Config, epsilon: float) -> Config:
 def centralized(cfg: Config) -> Config:
     """One site ("pooled") holding every hospital's patients; it alone makes the quorum and
     releases as many images as all the sites together."""
-    pooled = dataclasses.replace(cfg.data.sites[0], site_id="pooled",
-                                 patients=sum(s.patients for s in cfg.data.sites))
+    pooled = dataclasses.replace(
+        cfg.data.sites[0], site_id="pooled", patients=sum(s.patients for s in cfg.data.sites)
+    )
     return dataclasses.replace(
-        cfg, data=dataclasses.replace(cfg.data, sites=(pooled,)),
+        cfg,
+        data=dataclasses.replace(cfg.data, sites=(pooled,)),
         federation=dataclasses.replace(cfg.federation, min_train_sites=1),
-        release=dataclasses.replace(cfg.release,
-                                    n_images=cfg.release.n_images * len(cfg.data.sites)))
+        release=dataclasses.replace(
+            cfg.release, n_images=cfg.release.n_images * len(cfg.data.sites)
+        ),
+    )
 
 
 def pooled_sites_stage(run, hospitals) -> dict:
@@ -72,15 +76,21 @@ def pooled_sites_stage(run, hospitals) -> dict:
 def run_chain(run_dir: Path, cfg: Config, sites_stage=None) -> tuple[list[Path], dict]:
     """Stages sites, base, federate and release of the demo; returns (release dirs, timings)."""
     from client.workdir import SiteDir
-    from simulation.demo import (DemoRun, latest_global_adapter, run_stage, stage_base,
-                             stage_federate, stage_release, stage_sites)
+    from simulation.demo import (
+        DemoRun,
+        latest_global_adapter,
+        run_stage,
+        stage_base,
+        stage_federate,
+        stage_release,
+        stage_sites,
+    )
 
     run = DemoRun(run_dir, cfg)
     run_stage(run, "sites", lambda: (sites_stage or stage_sites)(run))
     base_dir = Path(run_stage(run, "base", lambda: stage_base(run))["base_dir"])
     run_stage(run, "federate", lambda: stage_federate(run, base_dir))
-    run_stage(run, "release",
-              lambda: stage_release(run, base_dir, latest_global_adapter(run)))
+    run_stage(run, "release", lambda: stage_release(run, base_dir, latest_global_adapter(run)))
     releases = [SiteDir(run.site_dir(s.site_id)).release for s in cfg.data.sites]
     return releases, dict(run.timings)
 
@@ -94,8 +104,10 @@ def plot_curve(results: dict, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind, marker in (("federated", "o"), ("centralized", "s")):
-        rows = sorted((r for r in results["privacy_utility"] if r["release"].startswith(kind)),
-                      key=lambda r: r["epsilon"])
+        rows = sorted(
+            (r for r in results["privacy_utility"] if r["release"].startswith(kind)),
+            key=lambda r: r["epsilon"],
+        )
         if not rows:
             continue
         eps = [r["epsilon"] for r in rows]
@@ -115,8 +127,9 @@ def plot_curve(results: dict, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", default="cpu-demo")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--epsilons", type=float, nargs="+", default=[8.0, 4.0, 1.0])
@@ -135,33 +148,53 @@ def main() -> None:
         if stores is None:
             from client.workdir import SiteDir
 
-            stores = [SiteDir(args.out / label / "sites" / s.site_id).store
-                      for s in cfg.data.sites]
+            stores = [SiteDir(args.out / label / "sites" / s.site_id).store for s in cfg.data.sites]
     if not args.no_centralized:
         eps = cfg.dp.target_epsilon
         label = f"centralized-eps{eps:g}"
         releases, timings[label] = run_chain(
-            args.out / label, centralized(cfg),
-            sites_stage=lambda run: pooled_sites_stage(run, cfg.data.sites))
+            args.out / label,
+            centralized(cfg),
+            sites_stage=lambda run: pooled_sites_stage(run, cfg.data.sites),
+        )
         synthetic[label] = (releases, eps)
 
     from common.evidence import run_evidence
 
     t0 = time.perf_counter()
-    results = run_evidence(args.out / "evidence", stores, stores, synthetic, cfg,
-                           note="privacy-utility sweep: every release was made by the full "
-                                "chain (DP adapters, release audit) in this run")
+    results = run_evidence(
+        args.out / "evidence",
+        stores,
+        stores,
+        synthetic,
+        cfg,
+        note="privacy-utility sweep: every release was made by the full "
+        "chain (DP adapters, release audit) in this run",
+    )
     plot_curve(results, args.out)
-    bench = {"config": args.config, "overrides": args.set, "epsilons": args.epsilons,
-             "centralized": not args.no_centralized, "stage_seconds": timings,
-             "evidence_s": round(time.perf_counter() - t0, 1),
-             "wall_s": round(time.perf_counter() - start, 1), "cpu": platform.machine(),
-             "privacy_utility": [{"release": r["release"], "epsilon": r["epsilon"],
-                                  "n_synthetic": r["n_synthetic"],
-                                  "auc_tstr": r["tstr"]["auc"], "auc_tstr_ci": r["tstr"]["auc_ci"],
-                                  "auc_real_plus_synth": r["real_plus_synth"]["auc"]}
-                                 for r in results["privacy_utility"]],
-             "auc_trtr": results["auc_trtr"]["auc"], "auc_trtr_ci": results["auc_trtr"]["auc_ci"]}
+    bench = {
+        "config": args.config,
+        "overrides": args.set,
+        "epsilons": args.epsilons,
+        "centralized": not args.no_centralized,
+        "stage_seconds": timings,
+        "evidence_s": round(time.perf_counter() - t0, 1),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "cpu": platform.machine(),
+        "privacy_utility": [
+            {
+                "release": r["release"],
+                "epsilon": r["epsilon"],
+                "n_synthetic": r["n_synthetic"],
+                "auc_tstr": r["tstr"]["auc"],
+                "auc_tstr_ci": r["tstr"]["auc_ci"],
+                "auc_real_plus_synth": r["real_plus_synth"]["auc"],
+            }
+            for r in results["privacy_utility"]
+        ],
+        "auc_trtr": results["auc_trtr"]["auc"],
+        "auc_trtr_ci": results["auc_trtr"]["auc_ci"],
+    }
     (args.out / "bench.json").write_text(json.dumps(bench, indent=2))
     print(json.dumps(bench["privacy_utility"], indent=1))
     print("wrote", args.out / "bench.json", "and", args.out / "evidence" / "report.html")

@@ -64,8 +64,9 @@ def app_manifest(packages: tuple[str, ...] = APP_PACKAGES) -> list[tuple[str, st
 
 
 def app_hash(manifest: list[tuple[str, str]]) -> str:
-    return hashlib.sha256(canonical_json({"format": HASH_FORMAT,
-                                          "files": [list(r) for r in manifest]})).hexdigest()
+    return hashlib.sha256(
+        canonical_json({"format": HASH_FORMAT, "files": [list(r) for r in manifest]})
+    ).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,8 +79,10 @@ def installed_app_hash() -> str:
 def check_hash(value: str) -> str:
     value = value.strip().lower()
     if not HASH_RE.match(value):
-        raise DataError(f"{value!r} is not an app hash (64 hex digits, as printed by "
-                        "`busgen-site approve --show-installed`)")
+        raise DataError(
+            f"{value!r} is not an app hash (64 hex digits, as printed by "
+            "`busgen-site approve --show-installed`)"
+        )
     return value
 
 
@@ -90,8 +93,10 @@ def load_approvals(site: SiteDir) -> dict[str, dict]:
     try:
         data = json.loads(site.approvals.read_text())
     except json.JSONDecodeError as exc:
-        raise DataError(f"{site.approvals}: not valid JSON ({exc}); restore it from the "
-                        "site log (`busgen-site log show`) or re-approve") from exc
+        raise DataError(
+            f"{site.approvals}: not valid JSON ({exc}); restore it from the "
+            "site log (`busgen-site log show`) or re-approve"
+        ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("apps"), dict):
         raise DataError(f"{site.approvals}: expected an object with an 'apps' mapping")
     return data["apps"]
@@ -117,8 +122,13 @@ def approve(site: SiteDir, value: str, note: str = "") -> dict:
     site.site_id()  # refuses a directory that is not a site work dir
     entry = site_log.record(site, "app-approved", app_hash=value, note=note)
     apps = load_approvals(site)
-    apps[value] = {"status": "approved", "approved_at": entry["time"],
-                   "approved_by": entry["actor"], "note": note, "log_seq": entry["seq"]}
+    apps[value] = {
+        "status": "approved",
+        "approved_at": entry["time"],
+        "approved_by": entry["actor"],
+        "note": note,
+        "log_seq": entry["seq"],
+    }
     _save(site, apps)
     return apps[value]
 
@@ -130,8 +140,13 @@ def revoke(site: SiteDir, value: str, note: str = "") -> dict:
     if value not in apps:
         raise DataError(f"{site.approvals}: app {value} was never approved here")
     entry = site_log.record(site, "app-revoked", app_hash=value, note=note)
-    apps[value] |= {"status": "revoked", "revoked_at": entry["time"],
-                    "revoked_by": entry["actor"], "revoke_note": note, "log_seq": entry["seq"]}
+    apps[value] |= {
+        "status": "revoked",
+        "revoked_at": entry["time"],
+        "revoked_by": entry["actor"],
+        "revoke_note": note,
+        "log_seq": entry["seq"],
+    }
     _save(site, apps)
     return apps[value]
 
@@ -148,7 +163,9 @@ def _logged_status(site: SiteDir, value: str) -> str | None:
 def is_approved(site: SiteDir, value: str) -> bool:
     value = check_hash(value)
     row = load_approvals(site).get(value)
-    return bool(row and row.get("status") == "approved" and _logged_status(site, value) == "approved")
+    return bool(
+        row and row.get("status") == "approved" and _logged_status(site, value) == "approved"
+    )
 
 
 def require_approved(site: SiteDir, value: str, run_id: int | None = None) -> None:
@@ -157,9 +174,16 @@ def require_approved(site: SiteDir, value: str, run_id: int | None = None) -> No
     if is_approved(site, value):
         return
     row = load_approvals(site).get(value)
-    reason = ("approval revoked" if row and row.get("status") == "revoked"
-              else "approvals.json and the site log disagree" if row else "not approved")
+    reason = (
+        "approval revoked"
+        if row and row.get("status") == "revoked"
+        else "approvals.json and the site log disagree"
+        if row
+        else "not approved"
+    )
     site_log.record(site, "job-refused", app_hash=value, reason=reason, run_id=run_id)
-    raise PolicyError(f"site {site.site_id()}: refused to run app {value} ({reason}). Review "
-                      f"this busgen-fed version, then approve it with: busgen-site approve "
-                      f"--workdir {site.root} {value}")
+    raise PolicyError(
+        f"site {site.site_id()}: refused to run app {value} ({reason}). Review "
+        f"this busgen-fed version, then approve it with: busgen-site approve "
+        f"--workdir {site.root} {value}"
+    )

@@ -61,17 +61,29 @@ def train(msg: Message, context: Context) -> Message:
     t0 = time.monotonic()
     result = train_adapters(site, cfg, base_dir, adapter, rnd, job_id)
     st = result.statement
-    metrics = {"num-examples": int(result.num_examples), "epsilon": float(st.epsilon),
-               "delta": float(st.delta), "cold-start-s": cold_start,
-               "train-s": time.monotonic() - t0}
-    metrics.update({k: float(v) for k, v in result.metrics.items()
-                    if isinstance(v, (int, float)) and k not in metrics})
-    content = RecordDict({
-        "arrays": ArrayRecord(result.adapter_state),
-        "metrics": MetricRecord(metrics),
-        "site": ConfigRecord({"site-id": site.site_id(),
-                              "statement": json.dumps(st.to_dict())}),
-    })
+    metrics = {
+        "num-examples": int(result.num_examples),
+        "epsilon": float(st.epsilon),
+        "delta": float(st.delta),
+        "cold-start-s": cold_start,
+        "train-s": time.monotonic() - t0,
+    }
+    metrics.update(
+        {
+            k: float(v)
+            for k, v in result.metrics.items()
+            if isinstance(v, (int, float)) and k not in metrics
+        }
+    )
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(result.adapter_state),
+            "metrics": MetricRecord(metrics),
+            "site": ConfigRecord(
+                {"site-id": site.site_id(), "statement": json.dumps(st.to_dict())}
+            ),
+        }
+    )
     return Message(content, reply_to=msg)
 
 
@@ -82,9 +94,12 @@ def validate(msg: Message, context: Context) -> Message:
     from client.validate import validate_adapters
 
     result = validate_adapters(site, cfg, base_dir, adapter)
-    content = RecordDict({
-        "metrics": MetricRecord({"val-loss": float(result["val_loss"]),
-                                 "num-examples": int(result["num_examples"])}),
-        "site": ConfigRecord({"site-id": site.site_id()}),
-    })
+    content = RecordDict(
+        {
+            "metrics": MetricRecord(
+                {"val-loss": float(result["val_loss"]), "num-examples": int(result["num_examples"])}
+            ),
+            "site": ConfigRecord({"site-id": site.site_id()}),
+        }
+    )
     return Message(content, reply_to=msg)

@@ -39,7 +39,7 @@ from client.workdir import SiteDir
 from common.errors import BusgenError
 
 EXPIRY_WARN_DAYS = 30
-CLOCK_AHEAD_FAIL_S = 4.0   # Flower refuses signatures > 5 s in the future; 1 s Date resolution
+CLOCK_AHEAD_FAIL_S = 4.0  # Flower refuses signatures > 5 s in the future; 1 s Date resolution
 CLOCK_BEHIND_FAIL_S = 290.0  # ... and older than 305 s
 CLOCK_WARN_S = 2.0
 DISK_FAIL_BYTES = 2 * 2**30
@@ -71,9 +71,13 @@ def _expiry(cert: x509.Certificate, what: str, name: str, renew: str) -> Check:
     now = _utcnow()
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     if now < start:
-        return Check(name, "fail", f"{what} is valid only from {start:%Y-%m-%d %H:%M} UTC",
-                     "this machine's clock is behind; fix NTP, or the certificate was issued "
-                     "with a wrong start date")
+        return Check(
+            name,
+            "fail",
+            f"{what} is valid only from {start:%Y-%m-%d %H:%M} UTC",
+            "this machine's clock is behind; fix NTP, or the certificate was issued "
+            "with a wrong start date",
+        )
     if now > end:
         return Check(name, "fail", f"{what} expired on {end:%Y-%m-%d}", renew)
     days = (end - now).days
@@ -84,21 +88,32 @@ def _expiry(cert: x509.Certificate, what: str, name: str, renew: str) -> Check:
 
 # --- local checks -------------------------------------------------------------------------
 
+
 def check_workdir(site: SiteDir) -> Check:
     try:
         return Check("workdir", "ok", f"site {site.site_id()} in {site.root}")
     except (BusgenError, OSError, ValueError, KeyError) as exc:
-        return Check("workdir", "fail", str(exc),
-                     f"run `busgen-site init --site-id ID --workdir {site.root}`")
+        return Check(
+            "workdir",
+            "fail",
+            str(exc),
+            f"run `busgen-site init --site-id ID --workdir {site.root}`",
+        )
 
 
 def check_ca(path: Path) -> Check:
-    renew = ("ask the coordinator for the current ca.pem (docs: deploy/CERTIFICATES.md) and "
-             f"copy it to {path}")
+    renew = (
+        "ask the coordinator for the current ca.pem (docs: deploy/CERTIFICATES.md) and "
+        f"copy it to {path}"
+    )
     if not path.exists():
-        return Check("ca", "fail", f"{path}: consortium CA certificate missing",
-                     f"copy the coordinator's ca.pem to {path} (check its fingerprint with "
-                     "the coordinator by phone), or pass --ca")
+        return Check(
+            "ca",
+            "fail",
+            f"{path}: consortium CA certificate missing",
+            f"copy the coordinator's ca.pem to {path} (check its fingerprint with "
+            "the coordinator by phone), or pass --ca",
+        )
     try:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
     except ValueError as exc:
@@ -131,7 +146,9 @@ def check_node_key(site: SiteDir) -> Check:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    fix_missing = f"run `busgen-site init` to create it, then send {site.node_public_key} to the coordinator"
+    fix_missing = (
+        f"run `busgen-site init` to create it, then send {site.node_public_key} to the coordinator"
+    )
     if not site.node_key.exists():
         return Check("node-key", "fail", f"{site.node_key}: node key missing", fix_missing)
     try:
@@ -139,41 +156,73 @@ def check_node_key(site: SiteDir) -> Check:
         public_line = site.node_public_key.read_text().strip()
         public = serialization.load_ssh_public_key(public_line.encode())
     except (OSError, ValueError, IndexError) as exc:
-        return Check("node-key", "fail", f"{site.node_key}: unreadable key pair ({exc})", fix_missing)
+        return Check(
+            "node-key", "fail", f"{site.node_key}: unreadable key pair ({exc})", fix_missing
+        )
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        return Check("node-key", "fail", f"{site.node_key}: not an EC key; Flower needs EC P-384",
-                     fix_missing)
+        return Check(
+            "node-key",
+            "fail",
+            f"{site.node_key}: not an EC key; Flower needs EC P-384",
+            fix_missing,
+        )
     if key.public_key().public_numbers() != public.public_numbers():
-        return Check("node-key", "fail", f"{site.node_public_key} does not belong to {site.node_key}",
-                     "restore the matching public key from the private key "
-                     f"(ssh-keygen -y -f {site.node_key}) and compare with the coordinator")
+        return Check(
+            "node-key",
+            "fail",
+            f"{site.node_public_key} does not belong to {site.node_key}",
+            "restore the matching public key from the private key "
+            f"(ssh-keygen -y -f {site.node_key}) and compare with the coordinator",
+        )
     mode = stat.S_IMODE(site.node_key.stat().st_mode)
     detail = f"EC {key.curve.name}, fingerprint {ssh_fingerprint(public_line)}"
     if mode & 0o077:
-        return Check("node-key", "warn", f"{detail}; private key readable by others "
-                     f"(mode {mode:o})", f"chmod 600 {site.node_key}")
+        return Check(
+            "node-key",
+            "warn",
+            f"{detail}; private key readable by others (mode {mode:o})",
+            f"chmod 600 {site.node_key}",
+        )
     return Check("node-key", "ok", detail)
 
 
 def check_registration(site: SiteDir) -> Check:
     """The SuperLink's verdict on this node's key at the last `busgen-site join`."""
     log = site.root / "logs" / "supernode.log"
-    fix = (f"send {site.node_public_key} (fingerprint shown by node-key) to the coordinator "
-           "for `busgen-server register-site`, then restart `busgen-site join`")
+    fix = (
+        f"send {site.node_public_key} (fingerprint shown by node-key) to the coordinator "
+        "for `busgen-server register-site`, then restart `busgen-site join`"
+    )
     if not log.exists():
-        return Check("node-registered", "warn", "unknown: this site has not joined yet "
-                     "(the registration list is only visible to the coordinator)", fix)
+        return Check(
+            "node-registered",
+            "warn",
+            "unknown: this site has not joined yet "
+            "(the registration list is only visible to the coordinator)",
+            fix,
+        )
     lines = log.read_text(errors="replace").splitlines()
-    accepted = max((i for i, l in enumerate(lines) if "SuperNode ID:" in l), default=-1)
-    refused = max((i for i, l in enumerate(lines)
-                   if "Failed to activate SuperNode" in l or "must be registered" in l), default=-1)
+    accepted = max((i for i, line in enumerate(lines) if "SuperNode ID:" in line), default=-1)
+    refused = max(
+        (
+            i
+            for i, line in enumerate(lines)
+            if "Failed to activate SuperNode" in line or "must be registered" in line
+        ),
+        default=-1,
+    )
     if refused > accepted:
-        return Check("node-registered", "fail", f"the SuperLink refused this node key at the last "
-                     f"join ({log}:{refused + 1})", fix)
+        return Check(
+            "node-registered",
+            "fail",
+            f"the SuperLink refused this node key at the last join ({log}:{refused + 1})",
+            fix,
+        )
     if accepted >= 0:
         node_id = lines[accepted].split("SuperNode ID:")[1].strip()
-        return Check("node-registered", "ok", f"accepted by the SuperLink as node {node_id} at "
-                     "the last join")
+        return Check(
+            "node-registered", "ok", f"accepted by the SuperLink as node {node_id} at the last join"
+        )
     return Check("node-registered", "warn", f"no verdict in {log} yet", fix)
 
 
@@ -183,15 +232,25 @@ def check_gpu() -> Check:
     except ImportError:
         return Check("gpu", "fail", "torch is not installed", "reinstall busgen-fed")
     if not torch.cuda.is_available():
-        return Check("gpu", "warn", "no CUDA GPU visible: training runs on CPU (demo sizes only)",
-                     "for the gpu profile: install the NVIDIA driver and use the CUDA image "
-                     "(deploy/docker/site-cuda.Dockerfile) with `--gpus all`")
+        return Check(
+            "gpu",
+            "warn",
+            "no CUDA GPU visible: training runs on CPU (demo sizes only)",
+            "for the gpu profile: install the NVIDIA driver and use the CUDA image "
+            "(deploy/docker/site-cuda.Dockerfile) with `--gpus all`",
+        )
     props = torch.cuda.get_device_properties(0)
-    detail = (f"{torch.cuda.device_count()} GPU(s); GPU 0 {props.name}, "
-              f"{props.total_memory / 2**30:.1f} GiB")
+    detail = (
+        f"{torch.cuda.device_count()} GPU(s); GPU 0 {props.name}, "
+        f"{props.total_memory / 2**30:.1f} GiB"
+    )
     if props.total_memory < GPU_WARN_BYTES:
-        return Check("gpu", "warn", detail + " (less than 8 GiB)",
-                     "use a smaller profile or a GPU with more memory")
+        return Check(
+            "gpu",
+            "warn",
+            detail + " (less than 8 GiB)",
+            "use a smaller profile or a GPU with more memory",
+        )
     return Check("gpu", "ok", detail)
 
 
@@ -213,10 +272,19 @@ def check_policy(site: SiteDir) -> Check:
     try:
         p = load_policy(site.policy)
     except BusgenError as exc:
-        return Check("policy", "fail", str(exc), f"fix {site.policy} (the message says what is "
-                     "wrong) or remove it and run `busgen-site init` for the default policy")
-    return Check("policy", "ok", f"max epsilon per job {p.max_epsilon_per_job}, total "
-                 f"{p.max_epsilon_total}, max delta {p.max_delta:g}, min patients {p.min_patients}")
+        return Check(
+            "policy",
+            "fail",
+            str(exc),
+            f"fix {site.policy} (the message says what is "
+            "wrong) or remove it and run `busgen-site init` for the default policy",
+        )
+    return Check(
+        "policy",
+        "ok",
+        f"max epsilon per job {p.max_epsilon_per_job}, total "
+        f"{p.max_epsilon_total}, max delta {p.max_delta:g}, min patients {p.min_patients}",
+    )
 
 
 def check_chain(path: Path, name: str) -> Check:
@@ -227,8 +295,13 @@ def check_chain(path: Path, name: str) -> Check:
     try:
         n = len(ChainLog(path).verify())
     except BusgenError as exc:
-        return Check(name, "fail", str(exc), "do not edit this file: restore it from backup and "
-                     "report the break to your data protection officer")
+        return Check(
+            name,
+            "fail",
+            str(exc),
+            "do not edit this file: restore it from backup and "
+            "report the break to your data protection officer",
+        )
     return Check(name, "ok", f"{path.name}: {n} entries, hash chain intact")
 
 
@@ -242,11 +315,16 @@ def check_approval(site: SiteDir) -> Check:
         return Check("approval", "fail", str(exc), "see deploy/README.md, 'Approving jobs'")
     if ok:
         return Check("approval", "ok", f"installed app {value[:16]}… is approved")
-    return Check("approval", "warn", f"installed app {value} is not approved: every job "
-                 "will be refused", f"after review: busgen-site approve --workdir {site.root} {value}")
+    return Check(
+        "approval",
+        "warn",
+        f"installed app {value} is not approved: every job will be refused",
+        f"after review: busgen-site approve --workdir {site.root} {value}",
+    )
 
 
 # --- network checks -----------------------------------------------------------------------
+
 
 def split_address(address: str) -> tuple[str, int]:
     host, sep, port = address.strip().rpartition(":")
@@ -282,7 +360,9 @@ def _open_tunnel(host: str, port: int, proxy: str, timeout_s: float) -> socket.s
     status = head.split(b"\r\n", 1)[0].decode(errors="replace")
     if len(status.split()) < 2 or status.split()[1] != "200":
         sock.close()
-        raise ConnectionError(f"proxy {url.hostname}:{url.port} refused CONNECT: {status or 'no answer'}")
+        raise ConnectionError(
+            f"proxy {url.hostname}:{url.port} refused CONNECT: {status or 'no answer'}"
+        )
     return sock
 
 
@@ -308,22 +388,39 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
     try:
         host, port = split_address(address)
     except ValueError as exc:
-        return [Check("superlink", "fail", str(exc), "pass --superlink HOST:PORT (as given by the coordinator)")]
+        return [
+            Check(
+                "superlink",
+                "fail",
+                str(exc),
+                "pass --superlink HOST:PORT (as given by the coordinator)",
+            )
+        ]
     proxy = https_proxy_for(host)
     checks: list[Check] = []
-    fw_fix = (f"allow outbound TCP to {host}:{port} in the hospital firewall, or set "
-              "HTTPS_PROXY (see deploy/README.md, 'Proxy')")
+    fw_fix = (
+        f"allow outbound TCP to {host}:{port} in the hospital firewall, or set "
+        "HTTPS_PROXY (see deploy/README.md, 'Proxy')"
+    )
 
     if proxy:
         checks.append(Check("dns", "skip", f"{host} is resolved by the proxy {proxy}"))
     else:
         try:
-            addrs = sorted({ai[4][0] for ai in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+            addrs = sorted(
+                {ai[4][0] for ai in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+            )
             checks.append(Check("dns", "ok", f"{host} -> {', '.join(addrs)}"))
         except socket.gaierror as exc:
-            checks.append(Check("dns", "fail", f"{host}: does not resolve ({exc.strerror})",
-                                "check the name with the coordinator and the site's DNS server "
-                                "(or add it to /etc/hosts)"))
+            checks.append(
+                Check(
+                    "dns",
+                    "fail",
+                    f"{host}: does not resolve ({exc.strerror})",
+                    "check the name with the coordinator and the site's DNS server "
+                    "(or add it to /etc/hosts)",
+                )
+            )
             return checks
 
     def connect() -> socket.socket:
@@ -337,7 +434,9 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
         via = f" via proxy {proxy}" if proxy else ""
         checks.append(Check("tcp", "fail", f"cannot connect to {host}:{port}{via}: {exc}", fw_fix))
         return checks
-    checks.append(Check("tcp", "ok", f"connected to {host}:{port}" + (f" via proxy {proxy}" if proxy else "")))
+    checks.append(
+        Check("tcp", "ok", f"connected to {host}:{port}" + (f" via proxy {proxy}" if proxy else ""))
+    )
 
     if not ca_path.exists():
         sock.close()
@@ -345,8 +444,10 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
         return checks
     ctx = ssl.create_default_context(cafile=str(ca_path))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    renew = ("the coordinator must renew the SuperLink certificate "
-             "(deploy/CERTIFICATES.md, 'Rotating the SuperLink certificate')")
+    renew = (
+        "the coordinator must renew the SuperLink certificate "
+        "(deploy/CERTIFICATES.md, 'Rotating the SuperLink certificate')"
+    )
     try:
         tls = ctx.wrap_socket(sock, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
@@ -355,29 +456,53 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
         return checks
     except (ssl.SSLError, OSError) as exc:
         sock.close()
-        checks.append(Check("tls", "fail", f"TLS handshake with {host}:{port} failed: {exc}",
-                            "is this the SuperLink's (or its proxy's) HTTPS port? A proxy doing "
-                            "TLS inspection must exempt this host"))
+        checks.append(
+            Check(
+                "tls",
+                "fail",
+                f"TLS handshake with {host}:{port} failed: {exc}",
+                "is this the SuperLink's (or its proxy's) HTTPS port? A proxy doing "
+                "TLS inspection must exempt this host",
+            )
+        )
         return checks
     with tls:
         cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-        checks.append(Check("tls", "ok", f"{tls.version()}, certificate for {host} issued by "
-                            f"{cert.issuer.rfc4514_string()} (verified against {ca_path.name})"))
+        checks.append(
+            Check(
+                "tls",
+                "ok",
+                f"{tls.version()}, certificate for {host} issued by "
+                f"{cert.issuer.rfc4514_string()} (verified against {ca_path.name})",
+            )
+        )
         checks.append(_expiry(cert, "SuperLink certificate", "superlink-cert", renew))
         t0 = time.time()
         try:
             status, headers = _http_get(tls, host)
         except (OSError, ValueError, IndexError) as exc:
-            checks.append(Check("http", "fail", f"no HTTP answer from {host}:{port}: {exc}",
-                                "check that the coordinator's proxy forwards to a running SuperLink"))
+            checks.append(
+                Check(
+                    "http",
+                    "fail",
+                    f"no HTTP answer from {host}:{port}: {exc}",
+                    "check that the coordinator's proxy forwards to a running SuperLink",
+                )
+            )
             return checks
         t1 = time.time()
     detail = f"GET /health -> HTTP {status}"
     if status == 200:
         checks.append(Check("http", "ok", detail + " (SuperLink healthy)"))
     elif status in (502, 503, 504):
-        checks.append(Check("http", "fail", detail + " (the proxy answers, the SuperLink behind it does not)",
-                            "ask the coordinator to start the SuperLink (busgen-server start)"))
+        checks.append(
+            Check(
+                "http",
+                "fail",
+                detail + " (the proxy answers, the SuperLink behind it does not)",
+                "ask the coordinator to start the SuperLink (busgen-server start)",
+            )
+        )
     else:
         checks.append(Check("http", "ok", detail + " (server answers; /health not exposed)"))
     checks.append(_clock_check(headers.get("date"), (t0 + t1) / 2, cert))
@@ -397,36 +522,63 @@ def _explain_verify_failure(host, port, connect, exc, ca_path, renew) -> Check:
     except (OSError, ssl.SSLError, ConnectionError):
         pass
     if "expired" in reason and cert is not None:
-        return Check("tls", "fail", f"the SuperLink certificate of {host}:{port} expired on "
-                     f"{cert.not_valid_after_utc:%Y-%m-%d}", renew)
+        return Check(
+            "tls",
+            "fail",
+            f"the SuperLink certificate of {host}:{port} expired on "
+            f"{cert.not_valid_after_utc:%Y-%m-%d}",
+            renew,
+        )
     if "expired" in reason:
         return Check("tls", "fail", f"certificate of {host}:{port} has expired", renew)
     if "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
-        return Check("tls", "fail", f"the certificate is not valid for {host} ({reason})",
-                     "use the exact host name the coordinator gave you, or ask them to re-issue "
-                     f"the certificate with `busgen-server init-ca --host {host}`")
+        return Check(
+            "tls",
+            "fail",
+            f"the certificate is not valid for {host} ({reason})",
+            "use the exact host name the coordinator gave you, or ask them to re-issue "
+            f"the certificate with `busgen-server init-ca --host {host}`",
+        )
     issuer = f" (server certificate issued by {cert.issuer.rfc4514_string()})" if cert else ""
-    return Check("tls", "fail", f"{host}:{port} is not signed by the consortium CA in "
-                 f"{ca_path}: {reason}{issuer}",
-                 "get the current ca.pem from the coordinator; if a hospital proxy inspects TLS, "
-                 "exempt this host from inspection")
+    return Check(
+        "tls",
+        "fail",
+        f"{host}:{port} is not signed by the consortium CA in {ca_path}: {reason}{issuer}",
+        "get the current ca.pem from the coordinator; if a hospital proxy inspects TLS, "
+        "exempt this host from inspection",
+    )
 
 
 def _clock_check(date_header: str | None, local_mid: float, cert: x509.Certificate) -> Check:
     if not date_header:
         if _utcnow() < cert.not_valid_before_utc:
-            return Check("clock", "fail", "local clock is before the SuperLink certificate's "
-                         "start of validity", "enable NTP time synchronisation on this machine")
-        return Check("clock", "warn", "the server sent no Date header: skew not measured (only "
-                     "checked that the clock is after the certificate's start)",
-                     "make sure NTP is enabled (timedatectl status)")
+            return Check(
+                "clock",
+                "fail",
+                "local clock is before the SuperLink certificate's start of validity",
+                "enable NTP time synchronisation on this machine",
+            )
+        return Check(
+            "clock",
+            "warn",
+            "the server sent no Date header: skew not measured (only "
+            "checked that the clock is after the certificate's start)",
+            "make sure NTP is enabled (timedatectl status)",
+        )
     server = email.utils.parsedate_to_datetime(date_header).timestamp() + 0.5  # 1 s resolution
     skew = local_mid - server  # > 0: this site is ahead of the SuperLink
-    detail = f"this machine is {abs(skew):.1f} s {'ahead of' if skew > 0 else 'behind'} the SuperLink"
+    detail = (
+        f"this machine is {abs(skew):.1f} s {'ahead of' if skew > 0 else 'behind'} the SuperLink"
+    )
     fix = "enable NTP time synchronisation (timedatectl set-ntp true) on this machine"
     if skew > CLOCK_AHEAD_FAIL_S or skew < -CLOCK_BEHIND_FAIL_S:
-        return Check("clock", "fail", detail + " (the SuperLink will refuse this node's signed "
-                     "requests: it accepts at most 5 s ahead, 305 s behind)", fix)
+        return Check(
+            "clock",
+            "fail",
+            detail + " (the SuperLink will refuse this node's signed "
+            "requests: it accepts at most 5 s ahead, 305 s behind)",
+            fix,
+        )
     if abs(skew) > CLOCK_WARN_S:
         return Check("clock", "warn", detail, fix)
     return Check("clock", "ok", detail)
@@ -434,21 +586,38 @@ def _clock_check(date_header: str | None, local_mid: float, cert: x509.Certifica
 
 # --- entry point --------------------------------------------------------------------------
 
-def run_checks(site: SiteDir, superlink: str | None, ca_path: Path | None = None,
-               timeout_s: float = 5.0, gpu: bool = True) -> list[Check]:
+
+def run_checks(
+    site: SiteDir,
+    superlink: str | None,
+    ca_path: Path | None = None,
+    timeout_s: float = 5.0,
+    gpu: bool = True,
+) -> list[Check]:
     """All checks in the order IT should read them."""
     ca_path = Path(ca_path) if ca_path else site_ca(site)
     checks = [check_workdir(site), check_ca(ca_path)]
     if superlink:
         checks += check_superlink(superlink, ca_path, timeout_s)
     else:
-        checks.append(Check("superlink", "skip", "no SuperLink address given",
-                            "pass --superlink HOST:PORT or set BUSGEN_SUPERLINK"))
+        checks.append(
+            Check(
+                "superlink",
+                "skip",
+                "no SuperLink address given",
+                "pass --superlink HOST:PORT or set BUSGEN_SUPERLINK",
+            )
+        )
     checks += [check_node_key(site), check_registration(site)]
     if gpu:
         checks.append(check_gpu())
-    checks += [check_disk(site), check_policy(site), check_chain(site.log, "site-log"),
-               check_chain(site.ledger, "ledger"), check_approval(site)]
+    checks += [
+        check_disk(site),
+        check_policy(site),
+        check_chain(site.log, "site-log"),
+        check_chain(site.ledger, "ledger"),
+        check_approval(site),
+    ]
     return checks
 
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import csv
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
+from client import site_log
 from client.deid import DeidResult, Pseudonymizer, deidentify_tree, load_secret, write_private_log
 from client.deid.report import build_report, write_report
-from client import site_log
 from client.workdir import SiteDir
 from common.errors import DataError
 from common.store import PATHOLOGIES, ImageRecord, Store
@@ -70,17 +70,26 @@ def read_labels(path: Path) -> Labels:
         reader = csv.DictReader(fh)
         missing = {"accession_number", "pathology"} - set(reader.fieldnames or ())
         if missing:
-            raise DataError(f"{path}: missing columns {sorted(missing)} "
-                            "(labels are joined to images by accession_number)")
+            raise DataError(
+                f"{path}: missing columns {sorted(missing)} "
+                "(labels are joined to images by accession_number)"
+            )
         for n, row in enumerate(reader, 2):
             where = f"{path}: line {n}"
             pathology = (row.get("pathology") or "").strip().lower()
             if pathology not in PATHOLOGIES:
-                raise DataError(f"{where}: pathology must be one of {PATHOLOGIES}, got {pathology!r}")
+                raise DataError(
+                    f"{where}: pathology must be one of {PATHOLOGIES}, got {pathology!r}"
+                )
             coords = [_int(row.get(c), where) for c in BOX_COLUMNS]
             box = tuple(coords) if all(c is not None for c in coords) else None
-            label = LabelRow(pathology, _int(row.get("birads"), where),
-                             _int(row.get("frame"), where) or 0, box, (row.get("device") or "").strip())
+            label = LabelRow(
+                pathology,
+                _int(row.get("birads"), where),
+                _int(row.get("frame"), where) or 0,
+                box,
+                (row.get("device") or "").strip(),
+            )
             sop = (row.get("sop_instance_uid") or "").strip()
             if sop:
                 labels.by_sop[sop].append(label)
@@ -127,8 +136,12 @@ def _crop_boxes(rows: list[LabelRow], origin: tuple[int, int], width: int, heigh
     return tuple(out)
 
 
-def ingest(dicom_dir: Path, labels_csv: Path, site: SiteDir,
-           progress: Callable[[int, int], None] | None = None) -> dict:
+def ingest(
+    dicom_dir: Path,
+    labels_csv: Path,
+    site: SiteDir,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """De-identify a PACS export and add its labelled images to the site's store."""
     secret = load_secret(site.secret)
     labels = read_labels(labels_csv)
@@ -151,10 +164,17 @@ def ingest(dicom_dir: Path, labels_csv: Path, site: SiteDir,
         pathology = max((r.pathology for r in rows), key=PATHOLOGIES.index)
         birads = max((r.birads for r in rows if r.birads is not None), default=None)
         record = ImageRecord(
-            image_id=image_id, patient=result.patient, pathology=pathology,
-            device=device_name(result, rows), width=width, height=height,
-            boxes=_crop_boxes(rows, origin, width, height), birads=birads,
-            study=pz.opaque("study", result.study, 12).lower(), source="dicom")
+            image_id=image_id,
+            patient=result.patient,
+            pathology=pathology,
+            device=device_name(result, rows),
+            width=width,
+            height=height,
+            boxes=_crop_boxes(rows, origin, width, height),
+            birads=birads,
+            study=pz.opaque("study", result.study, 12).lower(),
+            source="dicom",
+        )
         store.add(record, img)
         added[pathology] += 1
 
@@ -162,17 +182,30 @@ def ingest(dicom_dir: Path, labels_csv: Path, site: SiteDir,
     tree = deidentify_tree(Path(dicom_dir), None, secret, on_result=on_result, progress=progress)
     # labels.csv itself is not an image: do not report it as quarantined.
     labels_path = str(Path(labels_csv).resolve())
-    keep = [i for i, link in enumerate(tree.private_links)
-            if not ("quarantined" in link and str(Path(link["input_path"]).resolve()) == labels_path)]
-    quarantined_ids = {tree.private_links[i]["input"] for i in keep if "quarantined" in tree.private_links[i]}
+    keep = [
+        i
+        for i, link in enumerate(tree.private_links)
+        if not ("quarantined" in link and str(Path(link["input_path"]).resolve()) == labels_path)
+    ]
+    quarantined_ids = {
+        tree.private_links[i]["input"] for i in keep if "quarantined" in tree.private_links[i]
+    }
     tree.quarantined = [q for q in tree.quarantined if q["input"] in quarantined_ids]
     tree.private_links = [tree.private_links[i] for i in keep]
     report = build_report(tree.outputs, tree.quarantined, time.perf_counter() - start)
     report["store"] = {"added": dict(added), "skipped": dict(skipped), "total": len(store)}
     site.private.mkdir(parents=True, exist_ok=True)
     write_report(site.private / "ingest-report", report)
-    write_private_log(site.private / "deid-links.jsonl", tree, source=str(Path(dicom_dir).resolve()))
-    site_log.record_ingest(site, "dicom-export", accepted=sum(added.values()),
-                           quarantined=len(tree.quarantined), added=dict(added),
-                           skipped=dict(skipped), store_total=len(store))
+    write_private_log(
+        site.private / "deid-links.jsonl", tree, source=str(Path(dicom_dir).resolve())
+    )
+    site_log.record_ingest(
+        site,
+        "dicom-export",
+        accepted=sum(added.values()),
+        quarantined=len(tree.quarantined),
+        added=dict(added),
+        skipped=dict(skipped),
+        store_total=len(store),
+    )
     return report

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import fcntl
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from common.chainlog import ChainLog
 from common.errors import PolicyError
@@ -69,8 +69,11 @@ class PrivacyLedger:
         return self.log.verify()
 
     def blocks(self, job_id: str | None = None) -> list[dict]:
-        return [e for e in self.entries() if e["event"] == "dp-steps"
-                and (job_id is None or e["job_id"] == job_id)]
+        return [
+            e
+            for e in self.entries()
+            if e["event"] == "dp-steps" and (job_id is None or e["job_id"] == job_id)
+        ]
 
     def history(self, job_id: str | None = None) -> list[Block]:
         """(noise multiplier, sample rate, steps) of every recorded block, in order."""
@@ -101,10 +104,17 @@ class PrivacyLedger:
         history = tuple(self.history())
         last = blocks[-1]
         return PrivacyStatement(
-            epsilon=epsilon(history, delta, accountant), delta=delta, accountant=accountant,
-            noise_multiplier=last["noise_multiplier"], sample_rate=last["sample_rate"],
-            max_grad_norm=last["max_grad_norm"], steps=sum(b["steps"] for b in blocks),
-            rounds=len(blocks), scope="site-total", history=history)
+            epsilon=epsilon(history, delta, accountant),
+            delta=delta,
+            accountant=accountant,
+            noise_multiplier=last["noise_multiplier"],
+            sample_rate=last["sample_rate"],
+            max_grad_norm=last["max_grad_norm"],
+            steps=sum(b["steps"] for b in blocks),
+            rounds=len(blocks),
+            scope="site-total",
+            history=history,
+        )
 
     # -- admission ---------------------------------------------------------------------------
     @contextmanager
@@ -117,8 +127,9 @@ class PrivacyLedger:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def admit_block(self, plan: JobPlan, round: int, steps: int, policy: SitePolicy,
-                    patients: int) -> dict:
+    def admit_block(
+        self, plan: JobPlan, round: int, steps: int, policy: SitePolicy, patients: int
+    ) -> dict:
         """Check the policy and the projected epsilons, then record the block (write-ahead).
 
         Checked before anything trains, under the ledger lock:
@@ -127,34 +138,64 @@ class PrivacyLedger:
         - for every block: the job so far plus this block, and the site history plus this block.
         Raises PolicyError with the projected numbers; the ledger is then unchanged.
         """
-        policy.check_job(patients=patients, delta=plan.delta,
-                         noise_multiplier=plan.noise_multiplier, rounds=plan.rounds)
+        policy.check_job(
+            patients=patients,
+            delta=plan.delta,
+            noise_multiplier=plan.noise_multiplier,
+            rounds=plan.rounds,
+        )
         with self._locked():
             entries = self.entries()
-            history = [(e["noise_multiplier"], e["sample_rate"], e["steps"])
-                       for e in entries if e["event"] == "dp-steps"]
-            started = [e for e in entries if e["event"] == "job-start" and e["job_id"] == plan.job_id]
+            history = [
+                (e["noise_multiplier"], e["sample_rate"], e["steps"])
+                for e in entries
+                if e["event"] == "dp-steps"
+            ]
+            started = [
+                e for e in entries if e["event"] == "job-start" and e["job_id"] == plan.job_id
+            ]
             if started:
                 recorded = JobPlan(**{k: started[0][k] for k in JobPlan.__dataclass_fields__})
                 if recorded != plan:
-                    raise PolicyError(f"job {plan.job_id}: its DP parameters changed since it "
-                                      f"started ({self.path}); start a new job instead")
+                    raise PolicyError(
+                        f"job {plan.job_id}: its DP parameters changed since it "
+                        f"started ({self.path}); start a new job instead"
+                    )
             if round < 1 or round > plan.rounds:
-                raise PolicyError(f"job {plan.job_id}: round {round} is outside its planned "
-                                  f"1..{plan.rounds} rounds")
+                raise PolicyError(
+                    f"job {plan.job_id}: round {round} is outside its planned "
+                    f"1..{plan.rounds} rounds"
+                )
             block: Block = (plan.noise_multiplier, plan.sample_rate, steps)
-            job_history = [(e["noise_multiplier"], e["sample_rate"], e["steps"]) for e in entries
-                           if e["event"] == "dp-steps" and e["job_id"] == plan.job_id]
-            site_delta = min([plan.delta] + [e["delta"] for e in entries if e["event"] == "dp-steps"])
+            job_history = [
+                (e["noise_multiplier"], e["sample_rate"], e["steps"])
+                for e in entries
+                if e["event"] == "dp-steps" and e["job_id"] == plan.job_id
+            ]
+            site_delta = min(
+                [plan.delta] + [e["delta"] for e in entries if e["event"] == "dp-steps"]
+            )
             checks = []
             if not started:
                 plan_block: Block = (plan.noise_multiplier, plan.sample_rate, plan.planned_steps)
-                checks += [(f"this job's plan ({plan.rounds} rounds x {plan.steps_per_round} steps)",
-                            [plan_block], plan.delta, policy.max_epsilon_per_job),
-                           ("the site in total after this job's plan", history + [plan_block],
-                            site_delta, policy.max_epsilon_total)]
-            checks += [("this job", job_history + [block], plan.delta, policy.max_epsilon_per_job),
-                       ("the site in total", history + [block], site_delta, policy.max_epsilon_total)]
+                checks += [
+                    (
+                        f"this job's plan ({plan.rounds} rounds x {plan.steps_per_round} steps)",
+                        [plan_block],
+                        plan.delta,
+                        policy.max_epsilon_per_job,
+                    ),
+                    (
+                        "the site in total after this job's plan",
+                        history + [plan_block],
+                        site_delta,
+                        policy.max_epsilon_total,
+                    ),
+                ]
+            checks += [
+                ("this job", job_history + [block], plan.delta, policy.max_epsilon_per_job),
+                ("the site in total", history + [block], site_delta, policy.max_epsilon_total),
+            ]
             for what, hist, delta, cap in checks:
                 eps = epsilon(hist, delta, plan.accountant)
                 if not math.isfinite(eps) or eps > cap * (1 + 1e-9):
@@ -163,19 +204,32 @@ class PrivacyLedger:
                         f"job {plan.job_id} round {round} refused before training: epsilon for "
                         f"{what} would be {eps:.3f} > {cap:g} allowed by the site policy "
                         f"(site has spent {spent:.3f} at delta {site_delta:.1e}, "
-                        f"{plan.accountant}; ledger {self.path})")
+                        f"{plan.accountant}; ledger {self.path})"
+                    )
             if not started:
                 self.log.append("job-start", **plan.to_fields())
-            return self.log.append("dp-steps", job_id=plan.job_id, round=round, steps=steps,
-                                   noise_multiplier=plan.noise_multiplier,
-                                   sample_rate=plan.sample_rate, delta=plan.delta,
-                                   accountant=plan.accountant, max_grad_norm=plan.max_grad_norm)
+            return self.log.append(
+                "dp-steps",
+                job_id=plan.job_id,
+                round=round,
+                steps=steps,
+                noise_multiplier=plan.noise_multiplier,
+                sample_rate=plan.sample_rate,
+                delta=plan.delta,
+                accountant=plan.accountant,
+                max_grad_norm=plan.max_grad_norm,
+            )
 
     def record_done(self, job_id: str, round: int, steps_run: int, adapter_sha256: str) -> dict:
         """Note that a block finished (informational; the write-ahead entry already counts it)."""
         with self._locked():
-            return self.log.append("block-done", job_id=job_id, round=round, steps_run=steps_run,
-                                   adapter_sha256=adapter_sha256)
+            return self.log.append(
+                "block-done",
+                job_id=job_id,
+                round=round,
+                steps_run=steps_run,
+                adapter_sha256=adapter_sha256,
+            )
 
     def summary(self, accountant: str = "prv", policy: SitePolicy | None = None) -> dict:
         """Everything `busgen-site budget --json` prints: enough for anyone to recompute epsilon."""
@@ -186,15 +240,37 @@ class PrivacyLedger:
         total = epsilon(history, delta, accountant) if delta else 0.0
         jobs = {}
         for e in blocks:
-            jobs.setdefault(e["job_id"], []).append((e["noise_multiplier"], e["sample_rate"], e["steps"]))
-        job_eps = {j: epsilon(h, next(b["delta"] for b in blocks if b["job_id"] == j), accountant)
-                   for j, h in jobs.items()}
+            jobs.setdefault(e["job_id"], []).append(
+                (e["noise_multiplier"], e["sample_rate"], e["steps"])
+            )
+        job_eps = {
+            j: epsilon(h, next(b["delta"] for b in blocks if b["job_id"] == j), accountant)
+            for j, h in jobs.items()
+        }
         out = {
-            "ledger": str(self.path), "unit": "patient", "accountant": accountant,
-            "delta": delta, "total_epsilon": total, "total_steps": sum(h[2] for h in history),
-            "entries": [{k: e[k] for k in ("seq", "time", "job_id", "round", "sample_rate",
-                                           "noise_multiplier", "steps", "delta", "max_grad_norm")}
-                        for e in blocks],
+            "ledger": str(self.path),
+            "unit": "patient",
+            "accountant": accountant,
+            "delta": delta,
+            "total_epsilon": total,
+            "total_steps": sum(h[2] for h in history),
+            "entries": [
+                {
+                    k: e[k]
+                    for k in (
+                        "seq",
+                        "time",
+                        "job_id",
+                        "round",
+                        "sample_rate",
+                        "noise_multiplier",
+                        "steps",
+                        "delta",
+                        "max_grad_norm",
+                    )
+                }
+                for e in blocks
+            ],
             "jobs": job_eps,
         }
         if policy is not None:

@@ -37,8 +37,10 @@ LICENCE = "CC BY 4.0"
 def conditions(n: int, mix: tuple[float, ...], devices: list[str]) -> tuple[list[str], list[str]]:
     """Pathology and device for each of n images: counts by largest remainder, devices cycled."""
     if len(mix) != len(PATHOLOGIES) or min(mix) < 0 or sum(mix) <= 0:
-        raise ConfigError(f"release.pathology_mix must be {len(PATHOLOGIES)} non-negative shares "
-                          f"for {PATHOLOGIES}, got {list(mix)}")
+        raise ConfigError(
+            f"release.pathology_mix must be {len(PATHOLOGIES)} non-negative shares "
+            f"for {PATHOLOGIES}, got {list(mix)}"
+        )
     share = np.asarray(mix, float) / sum(mix) * n
     counts = np.floor(share).astype(int)
     for i in np.argsort(-(share - counts), kind="stable")[: n - counts.sum()]:
@@ -59,17 +61,22 @@ class SiteModel:
     box_prior: BoxPrior | None
 
 
-def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config,
-               expected_hash: str | None = None, box_prior_path: Path | None = None) -> SiteModel:
+def load_model(
+    base_dir: Path,
+    adapter_path: Path | None,
+    cfg: Config,
+    expected_hash: str | None = None,
+    box_prior_path: Path | None = None,
+) -> SiteModel:
     """The base (its content hash verified, and `expected_hash` if given) with the adapter
     loaded, on the site's GPU if any. The box prior is `box_prior_path`, else the DP prior
     stored in the base (fit on the coordinator's pretraining data: nothing of this site's),
     else None (a flat prior)."""
     from safetensors.torch import load_file
 
-    from common.model.lora import inject_lora, load_adapter
     from common.model import compute_device, load_base
     from common.model.export import base_box_prior
+    from common.model.lora import inject_lora, load_adapter
 
     unet, meta = load_base(base_dir, expected_hash, device=compute_device())
     adapter_hash = None
@@ -85,15 +92,19 @@ def load_model(base_dir: Path, adapter_path: Path | None, cfg: Config,
     return SiteModel(unet, meta["model_config"], meta["content_hash"], adapter_hash, prior)
 
 
-def dataset_card(site_id: str, audit: dict, base_hash: str, adapter_hash: str | None,
-                 model_cfg, n: int) -> str:
+def dataset_card(
+    site_id: str, audit: dict, base_hash: str, adapter_hash: str | None, model_cfg, n: int
+) -> str:
     """The bundle's README.md (a Hugging Face dataset card)."""
     s, dp, mem = audit["summary"], audit["dp"], audit["memorization"]
     mia = audit["mia"].get("patient_level")
     tpr = "; ".join(f"FPR {float(f):.1%}: TPR <= {b:.2%}" for f, b in dp["tpr_bound"].items())
-    mia_line = (f"AUC {mia['auc']:.3f}, TPR at 1 % FPR {mia['tpr_at_fpr']['0.01']:.1%} "
-                f"({mia['n_members']} member / {mia['n_nonmembers']} non-member patients)"
-                if mia else f"not run ({audit['mia'].get('skipped')})")
+    mia_line = (
+        f"AUC {mia['auc']:.3f}, TPR at 1 % FPR {mia['tpr_at_fpr']['0.01']:.1%} "
+        f"({mia['n_members']} member / {mia['n_nonmembers']} non-member patients)"
+        if mia
+        else f"not run ({audit['mia'].get('skipped')})"
+    )
     fd = f"{s['fd']:.4g}" if s.get("fd") is not None else "n/a"
     return f"""---
 license: cc-by-4.0
@@ -115,32 +126,47 @@ patient and may contain anatomical errors. BI-RADS is not generated (null).
 ## Generator
 - base model content hash: `{base_hash}`
 - adapter SHA-256: `{adapter_hash or "none (base model only)"}`
-- sampler: DPM-Solver++, {audit['context'].get('sampling_steps', '?')} steps
+- sampler: DPM-Solver++, {audit["context"].get("sampling_steps", "?")} steps
 
 ## Privacy statement
-{dp['claim']}.{'' if not dp.get('dp') else f''' Noise multiplier {dp['noise_multiplier']:.4g}, sampling rate
-{dp['sample_rate']:.4g}, clipping norm {dp['max_grad_norm']}, {dp['steps']} steps over {dp['rounds']} round(s).'''}
+{dp["claim"]}.{
+        ""
+        if not dp.get("dp")
+        else f''' Noise multiplier {dp['noise_multiplier']:.4g}, sampling rate
+{dp['sample_rate']:.4g}, clipping norm {dp['max_grad_norm']}, {dp['steps']} steps over {dp['rounds']} round(s).'''
+    }
 Unit of privacy: the patient (all images of a patient together). The images are post-processing
-of the DP-trained model and carry the same guarantee. Implied ceiling on any membership attack: {tpr}.
+of the DP-trained model and carry the same guarantee. Implied ceiling on any membership attack: {
+        tpr
+    }.
 
 ## Audit summary (details in audit.json / audit.html)
-- generated {s['n_generated']}, released {s['n_released']}; removed as possible copies of
-  training images: {s['n_removed_memorization']}; removed for text: {s['n_removed_phi']}
-- memorization rule: {mem['rule']}; copy-detection rate on augmented training images
-  {mem['augmented_copies']['caught_rate']['any']:.0%}, held-out false-flag rate
-  {mem['holdout_false_flag_rate']['any']:.0%}
+- generated {s["n_generated"]}, released {s["n_released"]}; removed as possible copies of
+  training images: {s["n_removed_memorization"]}; removed for text: {s["n_removed_phi"]}
+- memorization rule: {mem["rule"]}; copy-detection rate on augmented training images
+  {mem["augmented_copies"]["caught_rate"]["any"]:.0%}, held-out false-flag rate
+  {mem["holdout_false_flag_rate"]["any"]:.0%}
 - membership inference (loss attack, patient level): {mia_line}
-- PHI scan: {'passed' if s['phi_passed'] else 'FINDINGS, see audit'}
-- {s.get('fd_metric') or 'FD'} against the site's real images: {fd}
+- PHI scan: {"passed" if s["phi_passed"] else "FINDINGS, see audit"}
+- {s.get("fd_metric") or "FD"} against the site's real images: {fd}
 
 ## Licence
 {LICENCE}. Verify the signature before use: `busgen-release verify DIR --trust TRUST_FILE`.
 """
 
 
-def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path | None, n: int,
-                 out_dir: Path, seed: int = 0, box_prior_path: Path | None = None,
-                 statement=None, progress=None) -> dict:
+def make_release(
+    site: SiteDir,
+    cfg: Config,
+    base_dir: Path,
+    adapter_path: Path | None,
+    n: int,
+    out_dir: Path,
+    seed: int = 0,
+    box_prior_path: Path | None = None,
+    statement=None,
+    progress=None,
+) -> dict:
     """Generate n candidates, audit them, drop flagged ones and write a signed bundle.
 
     `statement`: the PrivacyStatement to report; by default the site's ledger total (None and
@@ -148,8 +174,8 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     Returns a summary dict (paths, counts and the audit summary).
     """
     from client.ledger import PrivacyLedger
-    from common.release.bundle import MANIFEST, write_bundle
     from common.model import generate
+    from common.release.bundle import MANIFEST, write_bundle
     from common.release.signing import load_signing_key
 
     torch.manual_seed(seed)
@@ -166,43 +192,83 @@ def make_release(site: SiteDir, cfg: Config, base_dir: Path, adapter_path: Path 
     model_cfg, base_hash, adapter_hash = model.model_cfg, model.base_hash, model.adapter_hash
     devices = [d for d in model_cfg.devices if d in {r.device for r in store.records()}]
     if not devices:
-        raise DataError(f"{site.store}: none of the store's devices are in the model's device "
-                        f"list {list(model_cfg.devices)}")
+        raise DataError(
+            f"{site.store}: none of the store's devices are in the model's device "
+            f"list {list(model_cfg.devices)}"
+        )
     if statement is None and site.ledger.exists():
         statement = PrivacyLedger(site.ledger).statement(cfg.dp.accountant)
 
     pathology, device = conditions(n, cfg.release.pathology_mix, devices)
     log.info("%s: generating %d candidate images", site_id, n)
-    batch = generate(model.unet, model_cfg, cfg.sampling, n, pathology, device, seed=seed,
-                     box_prior=model.box_prior, progress=progress)
-    rows = [{"pathology": p, "birads": None, "device": d, "box": list(b[0]) if b else None}
-            for p, d, b in zip(batch.pathology, batch.device, batch.boxes)]
-    context = {"site_id": site_id, "base_hash": base_hash, "adapter_hash": adapter_hash or "",
-               "sampling_steps": cfg.sampling.steps,
-               "box_prior_epsilon": batch.meta.get("box_prior_epsilon")}
+    batch = generate(
+        model.unet,
+        model_cfg,
+        cfg.sampling,
+        n,
+        pathology,
+        device,
+        seed=seed,
+        box_prior=model.box_prior,
+        progress=progress,
+    )
+    rows = [
+        {"pathology": p, "birads": None, "device": d, "box": list(b[0]) if b else None}
+        for p, d, b in zip(batch.pathology, batch.device, batch.boxes)
+    ]
+    context = {
+        "site_id": site_id,
+        "base_hash": base_hash,
+        "adapter_hash": adapter_hash or "",
+        "sampling_steps": cfg.sampling.steps,
+        "box_prior_epsilon": batch.meta.get("box_prior_epsilon"),
+    }
     log.info("%s: auditing", site_id)
-    result = run_audit(batch.images, rows, store, train, holdout, model_cfg, statement, context,
-                       unet=model.unet, seed=seed)
+    result = run_audit(
+        batch.images,
+        rows,
+        store,
+        train,
+        holdout,
+        model_cfg,
+        statement,
+        context,
+        unet=model.unet,
+        seed=seed,
+    )
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     private = write_private_report(site.private, result.private_html, stamp)
 
     keep = np.nonzero(result.keep)[0]
     if len(keep) == 0:
-        raise DataError(f"{site_id}: every candidate image was flagged by the audit "
-                        f"(see {private}); nothing can be released")
+        raise DataError(
+            f"{site_id}: every candidate image was flagged by the audit "
+            f"(see {private}); nothing can be released"
+        )
     images = [batch.images[i] for i in keep]
     kept_rows = [rows[i] for i in keep]
     card = dataset_card(site_id, result.audit, base_hash, adapter_hash, model_cfg, len(images))
     key = load_signing_key(site.signing_key, site.signing_passphrase)
-    extra = {"site_id": site_id, "generator_hash": base_hash, "adapter_hash": adapter_hash,
-             "busgen_version": __version__, "audit_format": result.audit["format"],
-             "epsilon": result.audit["summary"]["epsilon"],
-             "delta": result.audit["summary"]["delta"]}
-    write_bundle(out_dir, images, kept_rows, card, result.audit, result.html, extra, key,
-                 replace=replace)
+    extra = {
+        "site_id": site_id,
+        "generator_hash": base_hash,
+        "adapter_hash": adapter_hash,
+        "busgen_version": __version__,
+        "audit_format": result.audit["format"],
+        "epsilon": result.audit["summary"]["epsilon"],
+        "delta": result.audit["summary"]["delta"],
+    }
+    write_bundle(
+        out_dir, images, kept_rows, card, result.audit, result.html, extra, key, replace=replace
+    )
     # The signature covers the manifest, so its hash in the site log names exactly what left.
     manifest_sha256 = sha256_file(out_dir / MANIFEST)
     record_release(site, out_dir, manifest_sha256, n_images=len(images))
     log.info("%s: released %d of %d images to %s", site_id, len(images), n, out_dir)
-    return {"site_id": site_id, "bundle": str(out_dir), "private_review": str(private),
-            "manifest_sha256": manifest_sha256, **result.audit["summary"]}
+    return {
+        "site_id": site_id,
+        "bundle": str(out_dir),
+        "private_review": str(private),
+        "manifest_sha256": manifest_sha256,
+        **result.audit["summary"],
+    }

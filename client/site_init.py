@@ -27,8 +27,10 @@ def init_site(site_id: str, workdir: Path) -> dict[str, str]:
         raise DataError(f"site id {site_id!r}: use 2-63 lowercase letters, digits or '-'")
     site = SiteDir(workdir)
     if site.site_json.exists() and site.site_id() != site_id:
-        raise DataError(f"{site.site_json}: this work directory belongs to site "
-                        f"{site.site_id()!r}, not {site_id!r}")
+        raise DataError(
+            f"{site.site_json}: this work directory belongs to site "
+            f"{site.site_id()!r}, not {site_id!r}"
+        )
     for folder in (site.root, site.keys, site.store, site.adapters, site.private, site.flwr_home):
         folder.mkdir(parents=True, exist_ok=True)
     site.keys.chmod(0o700)

@@ -49,8 +49,9 @@ def _actor() -> str:
 def record(site: SiteDir, event: str, **fields: Any) -> dict:
     """Append one event to the site log; returns the written entry."""
     if event not in EVENTS:
-        raise DataError(f"{site.log}: unknown site event {event!r} "
-                        f"(known: {', '.join(sorted(EVENTS))})")
+        raise DataError(
+            f"{site.log}: unknown site event {event!r} (known: {', '.join(sorted(EVENTS))})"
+        )
     missing = [f for f in EVENTS[event] if f not in fields]
     if missing:
         raise DataError(f"{site.log}: event {event!r} needs field(s) {', '.join(missing)}")
@@ -64,27 +65,37 @@ def events(site: SiteDir, event: str | None = None) -> list[dict]:
     return [e for e in entries if event is None or e["event"] == event]
 
 
-def record_ingest(site: SiteDir, source: str, accepted: int, quarantined: int,
-                  **extra: Any) -> dict:
+def record_ingest(
+    site: SiteDir, source: str, accepted: int, quarantined: int, **extra: Any
+) -> dict:
     """An ingest or de-identification run: where from (a label, not PHI) and the counts."""
-    return record(site, "ingest", source=source, accepted=int(accepted),
-                  quarantined=int(quarantined), **extra)
+    return record(
+        site, "ingest", source=source, accepted=int(accepted), quarantined=int(quarantined), **extra
+    )
 
 
-def record_training(site: SiteDir, job_id: str, round: int, statement: Any,
-                    **extra: Any) -> dict:
+def record_training(site: SiteDir, job_id: str, round: int, statement: Any, **extra: Any) -> dict:
     """One DP training block with its privacy statement (epsilon so far, delta, accountant).
 
     `statement` is a common.privacy PrivacyStatement (anything with `to_dict()`) or a dict.
     """
     st = statement.to_dict() if hasattr(statement, "to_dict") else dict(statement)
-    return record(site, "training-block", job_id=job_id, round=int(round),
-                  epsilon=float(st["epsilon"]), delta=float(st["delta"]),
-                  accountant=st.get("accountant"), unit=st.get("unit", "patient"),
-                  statement=st, **extra)
+    return record(
+        site,
+        "training-block",
+        job_id=job_id,
+        round=int(round),
+        epsilon=float(st["epsilon"]),
+        delta=float(st["delta"]),
+        accountant=st.get("accountant"),
+        unit=st.get("unit", "patient"),
+        statement=st,
+        **extra,
+    )
 
 
 def record_release(site: SiteDir, bundle_dir: Path, manifest_sha256: str, **extra: Any) -> dict:
     """A signed release bundle that may now leave the site."""
-    return record(site, "release", bundle=str(Path(bundle_dir)), manifest_sha256=manifest_sha256,
-                  **extra)
+    return record(
+        site, "release", bundle=str(Path(bundle_dir)), manifest_sha256=manifest_sha256, **extra
+    )

@@ -21,8 +21,9 @@ def site_ca_path(site: SiteDir) -> Path:
     return site.keys / "ca.pem"
 
 
-def start_supernode(workdir: Path, superlink: str, ca_cert: Path, runtime_port: int,
-                    base_dir: Path | None = None) -> ManagedProcess:
+def start_supernode(
+    workdir: Path, superlink: str, ca_cert: Path, runtime_port: int, base_dir: Path | None = None
+) -> ManagedProcess:
     """Launch `flower-supernode` for the site in `workdir`; returns once the process runs."""
     site = SiteDir(workdir)
     site_id = site.site_id()
@@ -37,12 +38,22 @@ def start_supernode(workdir: Path, superlink: str, ca_cert: Path, runtime_port: 
     node_config = f'workdir="{site.root}"'
     if base_dir is not None:
         node_config += f' base-dir="{Path(base_dir).resolve()}"'
-    args = [flwr_bin("flower-supernode"),
-            "--superlink", superlink,
-            "--root-certificates", str(local_ca),
-            "--auth-supernode-private-key", str(site.node_key),
-            "--host", "127.0.0.1", "--port", str(runtime_port),
-            "--node-config", node_config]
+    args = [
+        flwr_bin("flower-supernode"),
+        "--superlink",
+        superlink,
+        "--root-certificates",
+        str(local_ca),
+        "--auth-supernode-private-key",
+        str(site.node_key),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(runtime_port),
+        "--node-config",
+        node_config,
+    ]
     env = flower_env(site.flwr_home)
-    return spawn(f"supernode {site_id}", args, env, site.root / "logs" / "supernode.log",
-                 cwd=site.root)
+    return spawn(
+        f"supernode {site_id}", args, env, site.root / "logs" / "supernode.log", cwd=site.root
+    )

@@ -29,8 +29,9 @@ def round_sig(x: float, digits: int = 3) -> float:
     return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
 
 
-def validate_adapters(site: SiteDir, cfg: Config, base_dir: Path,
-                      adapter: dict[str, torch.Tensor]) -> dict[str, float]:
+def validate_adapters(
+    site: SiteDir, cfg: Config, base_dir: Path, adapter: dict[str, torch.Tensor]
+) -> dict[str, float]:
     """Mean denoising loss (fixed seed) of base + `adapter` on held-out patients."""
     store = Store(site.store)
     held_out = store.split(cfg.data.holdout_fraction)[1]

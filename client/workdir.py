@@ -1,18 +1,18 @@
 """The layout of a site's work directory: one place that names every file a site keeps.
 
-    SITE_DIR/
-      site.json            site id and creation record (written by `busgen-site init`)
-      secret.key           HMAC secret for pseudonyms and UIDs (0600, never leaves the site)
-      keys/                node key (SuperNode auth), signing key (encrypted), CA certificate
-      policy.yaml          the site's privacy policy; only the site edits it
-      ledger.jsonl         privacy ledger (hash-chained; see client.ledger)
-      site-log.jsonl       tamper-evident event log (hash-chained; see common.chainlog)
-      approvals.json       app hashes the operator approved
-      store/               de-identified training store (common.store)
-      adapters/            adapters received and trained, per round
-      release/             the latest signed synthetic release bundle
-      private/             site-private material (de-id link log, audit pairs); never exported
-      flwr/                FLWR_HOME for this site's SuperNode
+SITE_DIR/
+  site.json            site id and creation record (written by `busgen-site init`)
+  secret.key           HMAC secret for pseudonyms and UIDs (0600, never leaves the site)
+  keys/                node key (SuperNode auth), signing key (encrypted), CA certificate
+  policy.yaml          the site's privacy policy; only the site edits it
+  ledger.jsonl         privacy ledger (hash-chained; see client.ledger)
+  site-log.jsonl       tamper-evident event log (hash-chained; see common.chainlog)
+  approvals.json       app hashes the operator approved
+  store/               de-identified training store (common.store)
+  adapters/            adapters received and trained, per round
+  release/             the latest signed synthetic release bundle
+  private/             site-private material (de-id link log, audit pairs); never exported
+  flwr/                FLWR_HOME for this site's SuperNode
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ class SiteDir:
     def site_id(self) -> str:
         """The site id recorded by `busgen-site init`."""
         if not self.site_json.exists():
-            raise DataError(f"{self.root}: not a site work directory (no site.json); "
-                            "run `busgen-site init --site-id ID --workdir DIR` first")
+            raise DataError(
+                f"{self.root}: not a site work directory (no site.json); "
+                "run `busgen-site init --site-id ID --workdir DIR` first"
+            )
         return json.loads(self.site_json.read_text())["site_id"]

@@ -51,16 +51,22 @@ class ChainLog:
                 try:
                     entry = json.loads(raw)
                 except ValueError as exc:
-                    raise VerificationError(f"{self.path}: line {n} is not valid JSON "
-                                            f"(torn write or edit)") from exc
+                    raise VerificationError(
+                        f"{self.path}: line {n} is not valid JSON (torn write or edit)"
+                    ) from exc
                 if entry.get("prev") != prev:
-                    raise VerificationError(f"{self.path}: line {n} does not follow line {n - 1} "
-                                            "(a line was removed, inserted or reordered)")
+                    raise VerificationError(
+                        f"{self.path}: line {n} does not follow line {n - 1} "
+                        "(a line was removed, inserted or reordered)"
+                    )
                 if entry.get("hash") != _line_hash(entry):
-                    raise VerificationError(f"{self.path}: line {n} was modified "
-                                            "(its hash does not match its content)")
+                    raise VerificationError(
+                        f"{self.path}: line {n} was modified (its hash does not match its content)"
+                    )
                 if entry.get("seq") != n:
-                    raise VerificationError(f"{self.path}: line {n} has sequence {entry.get('seq')}")
+                    raise VerificationError(
+                        f"{self.path}: line {n} has sequence {entry.get('seq')}"
+                    )
                 prev = entry["hash"]
                 entries.append(entry)
         return entries
@@ -75,8 +81,10 @@ class ChainLog:
         try:
             entry = json.loads(tail)
         except ValueError as exc:
-            raise VerificationError(f"{self.path}: the last line is not valid JSON (torn write "
-                                    "or edit); run `log verify` and repair before appending") from exc
+            raise VerificationError(
+                f"{self.path}: the last line is not valid JSON (torn write "
+                "or edit); run `log verify` and repair before appending"
+            ) from exc
         if entry.get("hash") != _line_hash(entry):
             raise VerificationError(f"{self.path}: the last line was modified; refusing to append")
         return entry
@@ -86,8 +94,13 @@ class ChainLog:
         last = self._last_entry()
         prev = last["hash"] if last else GENESIS
         seq = last["seq"] + 1 if last else 1
-        entry = {"seq": seq, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "event": event, **fields, "prev": prev}
+        entry = {
+            "seq": seq,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "event": event,
+            **fields,
+            "prev": prev,
+        }
         entry["hash"] = _line_hash(entry)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as fh:

@@ -17,8 +17,9 @@ import json
 import logging
 import pkgutil
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -40,13 +41,19 @@ class BusgenGroup(click.Group):
 def make_group(name: str, help_text: str, commands_package: str) -> click.Group:
     """Build a tool's top-level group and register every module in `commands_package`."""
 
-    @click.group(name=name, cls=BusgenGroup, help=help_text,
-                 context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(
+        name=name,
+        cls=BusgenGroup,
+        help=help_text,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
     @click.version_option(__version__, prog_name=name)
     @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
     def group(verbose: bool) -> None:
-        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
 
     package = importlib.import_module(commands_package)
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
@@ -67,10 +74,20 @@ def make_group(name: str, help_text: str, commands_package: str) -> click.Group:
 
 def config_options(func: Callable) -> Callable:
     """`--config PROFILE` and repeatable `--set key=value` overrides."""
-    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                        help="Override a config key, e.g. --set model.image_size=64.")(func)
-    func = click.option("--config", "config_path", default="cpu-demo", show_default=True,
-                        help="Config profile: a YAML file or a name in configs/.")(func)
+    func = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set model.image_size=64.",
+    )(func)
+    func = click.option(
+        "--config",
+        "config_path",
+        default="cpu-demo",
+        show_default=True,
+        help="Config profile: a YAML file or a name in configs/.",
+    )(func)
     return func
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -128,8 +129,12 @@ class FederationConfig:
     min_train_sites: int = 2  # quorum: a round with fewer valid adapter updates fails
     reply_timeout_s: float = 900.0  # per phase; covers a site's ClientApp cold start
     secagg: bool = False
-    round_retries: int = 1  # a round that misses the quorum is retried this often, then the run stops
-    validate: bool = True  # validation loss at every site after each round (one more ClientApp start)
+    round_retries: int = (
+        1  # a round that misses the quorum is retried this often, then the run stops
+    )
+    validate: bool = (
+        True  # validation loss at every site after each round (one more ClientApp start)
+    )
     node_wait_s: float = 300.0  # how long a round waits for `min_train_sites` sites to be online
 
 
@@ -280,8 +285,10 @@ def resolve_profile(path_or_name: str | Path) -> Path:
     candidate = CONFIG_DIR / f"{path_or_name}.yaml"
     if candidate.exists():
         return candidate
-    raise ConfigError(f"{path}: config file not found (profiles in {CONFIG_DIR}: "
-                      f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))})")
+    raise ConfigError(
+        f"{path}: config file not found (profiles in {CONFIG_DIR}: "
+        f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))})"
+    )
 
 
 def load_config(path_or_name: str | Path, overrides: Iterable[str] = ()) -> Config:

@@ -16,14 +16,16 @@ def flower_env(flwr_home: Path, base: dict[str, str] | None = None) -> dict[str,
     env = dict(os.environ if base is None else base)
     flwr_home = Path(flwr_home).resolve()
     flwr_home.mkdir(parents=True, exist_ok=True)
-    env.update({
-        "FLWR_HOME": str(flwr_home),
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        "RAY_TMPDIR": str(flwr_home / "ray"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "FLWR_HOME": str(flwr_home),
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+            "RAY_TMPDIR": str(flwr_home / "ray"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 

@@ -38,9 +38,19 @@ def generate_node_key(private_path: Path, public_path: Path) -> bool:
     if Path(private_path).exists():
         return False
     key = ec.generate_private_key(ec.SECP384R1())
-    write_private(private_path, key.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.OpenSSH,
-                                                  serialization.NoEncryption()))
-    atomic_write_bytes(public_path, key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b"\n")
+    write_private(
+        private_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ),
+    )
+    atomic_write_bytes(
+        public_path,
+        key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        + b"\n",
+    )
     return True

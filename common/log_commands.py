@@ -6,8 +6,8 @@ and names the first line that was edited, removed or reordered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -27,15 +27,25 @@ def verify_logs(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def make_log_group(find_logs: Callable[[Path], list[Path]], dir_option: str, dir_help: str) -> click.Group:
+def make_log_group(
+    find_logs: Callable[[Path], list[Path]], dir_option: str, dir_help: str
+) -> click.Group:
     """A `log` command group whose logs are found under the directory given by `dir_option`."""
 
     @click.group(name="log", help="Verify and show the tamper-evident (hash-chained) logs.")
     def group() -> None:
         pass
 
-    @group.command(name="verify", help="Check every log's hash chain; exit 4 at the first broken line.")
-    @click.option(dir_option, "root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False), help=dir_help)
+    @group.command(
+        name="verify", help="Check every log's hash chain; exit 4 at the first broken line."
+    )
+    @click.option(
+        dir_option,
+        "root",
+        required=True,
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        help=dir_help,
+    )
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     def verify(root: Path, as_json: bool) -> None:
         logs = find_logs(root)
@@ -46,7 +56,9 @@ def make_log_group(find_logs: Callable[[Path], list[Path]], dir_option: str, dir
             echo_json(rows)
         else:
             for row in rows:
-                status = f"ok ({row['entries']} entries)" if row["ok"] else f"BROKEN: {row['error']}"
+                status = (
+                    f"ok ({row['entries']} entries)" if row["ok"] else f"BROKEN: {row['error']}"
+                )
                 click.echo(f"{row['log']}: {status}")
         if not all(r["ok"] for r in rows):
             raise SystemExit(VerificationError.exit_code)

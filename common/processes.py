@@ -43,13 +43,15 @@ class ManagedProcess:
             return ""
 
 
-def spawn(name: str, args: list[str], env: dict[str, str], log_path: Path,
-          cwd: Path | None = None) -> ManagedProcess:
+def spawn(
+    name: str, args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+) -> ManagedProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = with_venv_path(env)
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=cwd)
+    proc = subprocess.Popen(
+        args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd
+    )
     log.close()
     return ManagedProcess(name, proc, log_path)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -49,11 +49,13 @@ class ImageRecord:
 
     def __post_init__(self) -> None:
         if self.pathology not in PATHOLOGIES:
-            raise DataError(f"image {self.image_id}: pathology must be one of {PATHOLOGIES}, "
-                            f"got {self.pathology!r}")
+            raise DataError(
+                f"image {self.image_id}: pathology must be one of {PATHOLOGIES}, "
+                f"got {self.pathology!r}"
+            )
 
     @classmethod
-    def from_json(cls, data: dict) -> "ImageRecord":
+    def from_json(cls, data: dict) -> ImageRecord:
         data = dict(data)
         data["boxes"] = tuple(tuple(int(v) for v in b) for b in data.get("boxes", ()))
         return cls(**data)
@@ -102,15 +104,17 @@ class Store:
         self.root = Path(root)
         meta = self.root / "store.json"
         if not meta.exists():
-            raise DataError(f"{self.root}: not a busgen store (no store.json); "
-                            "create one with `busgen-site ingest`, `import` or `simulate`")
+            raise DataError(
+                f"{self.root}: not a busgen store (no store.json); "
+                "create one with `busgen-site ingest`, `import` or `simulate`"
+            )
         fmt = json.loads(meta.read_text()).get("format")
         if fmt != STORE_FORMAT:
             raise DataError(f"{meta}: unsupported store format {fmt!r}, expected {STORE_FORMAT}")
         self._records: dict[str, ImageRecord] | None = None
 
     @classmethod
-    def create(cls, root: Path) -> "Store":
+    def create(cls, root: Path) -> Store:
         """Open `root` as a store, creating an empty one if needed."""
         root = Path(root)
         (root / "images").mkdir(parents=True, exist_ok=True)
@@ -135,8 +139,9 @@ class Store:
                     try:
                         rec = ImageRecord.from_json(json.loads(line))
                     except (ValueError, TypeError) as exc:
-                        raise DataError(f"{self.index_path}: line {n} is not a valid record: "
-                                        f"{exc}") from exc
+                        raise DataError(
+                            f"{self.index_path}: line {n} is not a valid record: {exc}"
+                        ) from exc
                     records[rec.image_id] = rec
             self._records = records
         return self._records
@@ -154,11 +159,15 @@ class Store:
     def add(self, record: ImageRecord, image: np.ndarray) -> None:
         """Store one image (2-D uint8) and append its record; the image lands before the index."""
         if image.ndim != 2 or image.dtype != np.uint8:
-            raise DataError(f"image {record.image_id}: expected a 2-D uint8 array, "
-                            f"got {image.dtype} {image.shape}")
+            raise DataError(
+                f"image {record.image_id}: expected a 2-D uint8 array, "
+                f"got {image.dtype} {image.shape}"
+            )
         if image.shape != (record.height, record.width):
-            raise DataError(f"image {record.image_id}: array {image.shape} does not match "
-                            f"record {record.height}x{record.width}")
+            raise DataError(
+                f"image {record.image_id}: array {image.shape} does not match "
+                f"record {record.height}x{record.width}"
+            )
         from io import BytesIO
 
         buf = BytesIO()
@@ -187,7 +196,9 @@ class Store:
             (hold if is_holdout(rec.patient, fraction) else train).append(rec)
         return train, hold
 
-    def iter_arrays(self, records: list[ImageRecord], size: int) -> Iterator[tuple[np.ndarray, np.ndarray, ImageRecord]]:
+    def iter_arrays(
+        self, records: list[ImageRecord], size: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, ImageRecord]]:
         """Yield (image float32 [size,size] in [-1,1], box mask float32 [size,size], record)."""
         for rec in records:
             img = Image.fromarray(self.load_image(rec)).resize((size, size), Image.BILINEAR)
@@ -205,7 +216,9 @@ class Store:
         return np.stack(imgs), np.stack(masks)
 
 
-def scale_boxes(boxes, width: int, height: int, size: int) -> list[tuple[float, float, float, float]]:
+def scale_boxes(
+    boxes, width: int, height: int, size: int
+) -> list[tuple[float, float, float, float]]:
     """Boxes in original pixels -> boxes in a size x size resized image."""
     sx, sy = size / width, size / height
     return [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from common.config import Config
 from common.errors import ConfigError, FederationError
@@ -33,8 +33,14 @@ def write_app_dir(path: Path) -> Path:
     return path
 
 
-def write_run_spec(state_dir: Path, cfg: Config, base_dir: Path, *, resume: bool = False,
-                   registry: Path | None = None) -> dict:
+def write_run_spec(
+    state_dir: Path,
+    cfg: Config,
+    base_dir: Path,
+    *,
+    resume: bool = False,
+    registry: Path | None = None,
+) -> dict:
     """Describe the job in STATE_DIR/run_spec.json (read by the ServerApp).
 
     `registry` is the SuperLink's sites.json (default: STATE_DIR/sites.json, the layout where
@@ -45,25 +51,39 @@ def write_run_spec(state_dir: Path, cfg: Config, base_dir: Path, *, resume: bool
     state_dir = Path(state_dir).resolve()
     fed = cfg.federation
     if fed.secagg:
-        raise ConfigError("federation.secagg: SecAgg+ is not available for adapter rounds "
-                          "(Flower 1.42 offers it only on its legacy NumPyClient path); "
-                          "set it to false")
+        raise ConfigError(
+            "federation.secagg: SecAgg+ is not available for adapter rounds "
+            "(Flower 1.42 offers it only on its legacy NumPyClient path); "
+            "set it to false"
+        )
     if fed.min_train_sites < 1:
-        raise ConfigError(f"federation.min_train_sites must be at least 1, got {fed.min_train_sites}")
+        raise ConfigError(
+            f"federation.min_train_sites must be at least 1, got {fed.min_train_sites}"
+        )
     job_id = None
     if (state_dir / STATE_FILE).exists():
         job_id = RunState.load(state_dir).job_id
         if not resume:
-            raise FederationError(f"{state_dir}: already holds job {job_id}; pass --resume "
-                                  "to continue it or choose a new state directory")
+            raise FederationError(
+                f"{state_dir}: already holds job {job_id}; pass --resume "
+                "to continue it or choose a new state directory"
+            )
     elif resume:
         raise FederationError(f"{state_dir}: nothing to resume (no {STATE_FILE})")
-    spec = {"job_id": job_id or f"job-{uuid.uuid4().hex[:12]}", "config": cfg.to_dict(),
-            "base_dir": str(Path(base_dir).resolve()), "base_hash": verify_base(base_dir),
-            "rounds": fed.rounds, "min_train_sites": fed.min_train_sites,
-            "reply_timeout_s": fed.reply_timeout_s, "node_wait_s": fed.node_wait_s,
-            "round_retries": fed.round_retries, "validate": fed.validate, "resume": resume,
-            "registry": str(Path(registry or state_dir / "sites.json").resolve())}
+    spec = {
+        "job_id": job_id or f"job-{uuid.uuid4().hex[:12]}",
+        "config": cfg.to_dict(),
+        "base_dir": str(Path(base_dir).resolve()),
+        "base_hash": verify_base(base_dir),
+        "rounds": fed.rounds,
+        "min_train_sites": fed.min_train_sites,
+        "reply_timeout_s": fed.reply_timeout_s,
+        "node_wait_s": fed.node_wait_s,
+        "round_retries": fed.round_retries,
+        "validate": fed.validate,
+        "resume": resume,
+        "registry": str(Path(registry or state_dir / "sites.json").resolve()),
+    }
     atomic_write_bytes(state_dir / "run_spec.json", json.dumps(spec, indent=2).encode())
     return spec
 
@@ -77,8 +97,10 @@ def register_site(state_dir: Path, public_key: Path, name: str) -> int:
     if known and known["public_key"] == key_text:
         return int(known["node_id"])  # the SuperLink database keeps registrations
     if known:
-        raise FederationError(f"site {name!r} is registered with another key "
-                              f"(node {known['node_id']}); unregister it first")
+        raise FederationError(
+            f"site {name!r} is registered with another key "
+            f"(node {known['node_id']}); unregister it first"
+        )
     node_id = sl.register_node(state_dir / "flwr", public_key, name)
     registry.add(name, node_id, key_text)
     return node_id
@@ -89,12 +111,18 @@ def submit_job(state_dir: Path, link_dir: Path | None = None) -> int:
     `link_dir` (default: the same directory); return the Flower run id."""
     state_dir = Path(state_dir).resolve()
     app_dir = write_app_dir(state_dir / "app")
-    return sl.submit_run(Path(link_dir or state_dir) / "flwr", app_dir,
-                         {"state-dir": str(state_dir)})
+    return sl.submit_run(
+        Path(link_dir or state_dir) / "flwr", app_dir, {"state-dir": str(state_dir)}
+    )
 
 
-def follow_job(state_dir: Path, run_id: int, timeout_s: float,
-               progress: Progress | None = None, link_dir: Path | None = None) -> dict:
+def follow_job(
+    state_dir: Path,
+    run_id: int,
+    timeout_s: float,
+    progress: Progress | None = None,
+    link_dir: Path | None = None,
+) -> dict:
     """Wait for the run to finish; return the run state summary, raise if it did not complete."""
     state_dir = Path(state_dir).resolve()
     link_dir = Path(link_dir or state_dir).resolve()
@@ -111,16 +139,19 @@ def follow_job(state_dir: Path, run_id: int, timeout_s: float,
     status = sl.wait_run(link_dir / "flwr", run_id, timeout_s, on_poll=poll)
     log_path = link_dir / "logs" / "superlink.log"
     if not (state_dir / STATE_FILE).exists():
-        raise FederationError(f"run {run_id} ended {status} before writing any state; "
-                              f"see {log_path}")
+        raise FederationError(
+            f"run {run_id} ended {status} before writing any state; see {log_path}"
+        )
     state = RunState.load(state_dir)
     summary = state.summary() | {"flower_run_id": run_id, "flower_status": status}
     if progress:
         progress(summary)
     if status != "finished:completed" or state.status != "completed":
-        raise FederationError(f"federated job {state.job_id} ended {status} with state "
-                              f"'{state.status}' after {state.completed_rounds}/{state.rounds} "
-                              f"rounds: {state.error or 'see the SuperLink log'} ({log_path})")
+        raise FederationError(
+            f"federated job {state.job_id} ended {status} with state "
+            f"'{state.status}' after {state.completed_rounds}/{state.rounds} "
+            f"rounds: {state.error or 'see the SuperLink log'} ({log_path})"
+        )
     return summary
 
 

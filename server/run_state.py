@@ -87,8 +87,10 @@ class RunState:
 
     def save(self, state_dir: Path) -> None:
         self.updated_at = _now()
-        atomic_write_bytes(Path(state_dir) / STATE_FILE,
-                     json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True).encode())
+        atomic_write_bytes(
+            Path(state_dir) / STATE_FILE,
+            json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True).encode(),
+        )
 
     # --- per-site table ----------------------------------------------------------------
     def site(self, site_id: str, node_id: int | None = None) -> SiteStatus:
@@ -97,8 +99,14 @@ class RunState:
             row.node_id = node_id
         return row
 
-    def record_success(self, site_id: str, node_id: int, server_round: int,
-                       metrics: dict[str, float], num_examples: int) -> None:
+    def record_success(
+        self,
+        site_id: str,
+        node_id: int,
+        server_round: int,
+        metrics: dict[str, float],
+        num_examples: int,
+    ) -> None:
         row = self.site(site_id, node_id)
         row.rounds_joined += 1
         row.last_round = server_round
@@ -106,13 +114,16 @@ class RunState:
         for key, attr in (("epsilon", "epsilon"), ("site_epsilon", "site_epsilon")):
             if metrics.get(key) is not None:
                 old = getattr(row, attr)
-                setattr(row, attr, float(metrics[key]) if old is None else max(old, float(metrics[key])))
+                setattr(
+                    row, attr, float(metrics[key]) if old is None else max(old, float(metrics[key]))
+                )
         if metrics.get("delta") is not None:
             row.delta = float(metrics["delta"])
         row.last_error = None
 
-    def record_failure(self, site_id: str, node_id: int | None, server_round: int,
-                       reason: str) -> None:
+    def record_failure(
+        self, site_id: str, node_id: int | None, server_round: int, reason: str
+    ) -> None:
         row = self.site(site_id, node_id)
         row.failures += 1
         row.last_round = server_round
@@ -123,23 +134,32 @@ class RunState:
         return max(eps) if eps else None
 
     def summary(self) -> dict:
-        return {"job_id": self.job_id, "status": self.status, "error": self.error,
-                "rounds": self.rounds, "completed_rounds": self.completed_rounds,
-                "max_epsilon": self.max_epsilon(), "checkpoint": self.checkpoint,
-                "adapter_bytes": self.adapter_bytes,
-                "sites": {k: dataclasses.asdict(v) for k, v in sorted(self.sites.items())},
-                "history": self.history}
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "error": self.error,
+            "rounds": self.rounds,
+            "completed_rounds": self.completed_rounds,
+            "max_epsilon": self.max_epsilon(),
+            "checkpoint": self.checkpoint,
+            "adapter_bytes": self.adapter_bytes,
+            "sites": {k: dataclasses.asdict(v) for k, v in sorted(self.sites.items())},
+            "history": self.history,
+        }
 
 
 # --- checkpoints ----------------------------------------------------------------------
-def save_checkpoint(state_dir: Path, server_round: int, adapter: dict[str, np.ndarray]
-                    ) -> tuple[str, str]:
+def save_checkpoint(
+    state_dir: Path, server_round: int, adapter: dict[str, np.ndarray]
+) -> tuple[str, str]:
     """Write the global adapter after `server_round`; return (relative path, sha256)."""
     from safetensors.numpy import save
 
     rel = f"checkpoints/round-{server_round:04d}.safetensors"
-    data = save({k: np.ascontiguousarray(v) for k, v in adapter.items()},
-                metadata={"round": str(server_round), "content": "lora-adapter"})
+    data = save(
+        {k: np.ascontiguousarray(v) for k, v in adapter.items()},
+        metadata={"round": str(server_round), "content": "lora-adapter"},
+    )
     path = Path(state_dir) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -161,6 +181,7 @@ def load_checkpoint(state_dir: Path, rel: str, sha256: str | None) -> dict[str, 
     except OSError as exc:
         raise FederationError(f"{path}: cannot read checkpoint: {exc.strerror}") from exc
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
-        raise FederationError(f"{path}: checkpoint hash does not match {STATE_FILE}; "
-                              "it was modified or truncated")
+        raise FederationError(
+            f"{path}: checkpoint hash does not match {STATE_FILE}; it was modified or truncated"
+        )
     return load(data)

@@ -42,8 +42,8 @@ def initial_adapter(cfg, base_dir: str, base_hash: str | None) -> dict[str, np.n
     from these same A matrices (B is zero), so averaging their updates is meaningful."""
     import torch
 
-    from common.model.lora import adapter_state, inject_lora
     from common.model import load_base
+    from common.model.lora import adapter_state, inject_lora
 
     torch.manual_seed(cfg.seed)
     unet, _ = load_base(base_dir, base_hash)
@@ -59,21 +59,34 @@ def wait_for_nodes(grid: Grid, needed: int, timeout_s: float) -> list[int]:
         if len(nodes) >= needed:
             return nodes
         if time.monotonic() > deadline:
-            raise QuorumError(f"only {len(nodes)} site(s) online after {timeout_s:.0f}s, "
-                              f"{needed} needed")
+            raise QuorumError(
+                f"only {len(nodes)} site(s) online after {timeout_s:.0f}s, {needed} needed"
+            )
         time.sleep(2.0)
 
 
-def send(grid: Grid, nodes: list[int], kind: str, adapter: dict[str, np.ndarray],
-         config: dict, timeout_s: float) -> tuple[dict[int, Message], list[int]]:
+def send(
+    grid: Grid,
+    nodes: list[int],
+    kind: str,
+    adapter: dict[str, np.ndarray],
+    config: dict,
+    timeout_s: float,
+) -> tuple[dict[int, Message], list[int]]:
     """Send one message per node; return (replies by node id, nodes that did not answer).
 
     Replies are matched by the id of the message they answer, not by their sender: an error
     reply the SuperLink writes for a dead node comes from node 1 (the SuperLink itself).
     """
-    messages = [Message(RecordDict({"arrays": to_record(adapter), "config": ConfigRecord(config)}),
-                        dst_node_id=nid, message_type=kind, group_id=str(config["server-round"]))
-                for nid in nodes]
+    messages = [
+        Message(
+            RecordDict({"arrays": to_record(adapter), "config": ConfigRecord(config)}),
+            dst_node_id=nid,
+            message_type=kind,
+            group_id=str(config["server-round"]),
+        )
+        for nid in nodes
+    ]
     node_of = dict(zip(grid.push_messages(messages), nodes))
     replies: dict[int, Message] = {}
     deadline = time.monotonic() + timeout_s
@@ -89,11 +102,14 @@ def site_name(names: dict[int, str], node_id: int) -> str:
     return names.get(node_id, f"node-{node_id}")
 
 
-def collect_updates(replies: dict[int, Message], missing: list[int], names: dict[int, str],
-                    timeout_s: float) -> tuple[list[Update], list[Rejected]]:
+def collect_updates(
+    replies: dict[int, Message], missing: list[int], names: dict[int, str], timeout_s: float
+) -> tuple[list[Update], list[Rejected]]:
     """Turn train replies into Updates; errors, silence and impostors into Rejected."""
-    updates, rejected = [], [Rejected(n, site_name(names, n), f"no reply within {timeout_s:.0f}s")
-                             for n in missing]
+    updates, rejected = (
+        [],
+        [Rejected(n, site_name(names, n), f"no reply within {timeout_s:.0f}s") for n in missing],
+    )
     for nid, reply in replies.items():
         name = site_name(names, nid)
         if reply.has_error():
@@ -105,8 +121,15 @@ def collect_updates(replies: dict[int, Message], missing: list[int], names: dict
             rejected.append(Rejected(nid, name, f"claims to be {claimed!r}"))
             continue
         metrics = dict(content["metrics"])
-        updates.append(Update(nid, names.get(nid, claimed), from_record(content["arrays"]),
-                              int(metrics.pop("num-examples")), metrics))
+        updates.append(
+            Update(
+                nid,
+                names.get(nid, claimed),
+                from_record(content["arrays"]),
+                int(metrics.pop("num-examples")),
+                metrics,
+            )
+        )
     return updates, rejected
 
 
@@ -115,9 +138,11 @@ def prepare_state(state_dir: Path, spec: dict, cfg) -> tuple[RunState, dict[str,
     if (state_dir / "run_state.json").exists():
         state = RunState.load(state_dir)
         if not spec.get("resume"):
-            raise QuorumError(f"{state_dir}: holds job {state.job_id} "
-                              f"({state.completed_rounds}/{state.rounds} rounds); resume it "
-                              "with --resume or use a new state directory")
+            raise QuorumError(
+                f"{state_dir}: holds job {state.job_id} "
+                f"({state.completed_rounds}/{state.rounds} rounds); resume it "
+                "with --resume or use a new state directory"
+            )
         state.rounds = int(spec["rounds"])
         state.status, state.error = "running", None
         if state.checkpoint:
@@ -125,8 +150,11 @@ def prepare_state(state_dir: Path, spec: dict, cfg) -> tuple[RunState, dict[str,
             log.info("resuming job %s after round %d", state.job_id, state.completed_rounds)
             return state, adapter
     else:
-        state = RunState(job_id=spec["job_id"], rounds=int(spec["rounds"]),
-                         min_train_sites=int(spec["min_train_sites"]))
+        state = RunState(
+            job_id=spec["job_id"],
+            rounds=int(spec["rounds"]),
+            min_train_sites=int(spec["min_train_sites"]),
+        )
     return state, initial_adapter(cfg, spec["base_dir"], spec.get("base_hash"))
 
 
@@ -140,8 +168,13 @@ def run_rounds(grid: Grid, state_dir: Path, spec: dict) -> RunState:
     state.adapter_bytes = int(to_record(adapter).count_bytes())
     state.save(state_dir)
     for rnd in range(state.completed_rounds + 1, state.rounds + 1):
-        config = {"server-round": rnd, "job-id": state.job_id, "rounds": state.rounds,
-                  "config": json.dumps(spec["config"]), "base-hash": spec.get("base_hash") or ""}
+        config = {
+            "server-round": rnd,
+            "job-id": state.job_id,
+            "rounds": state.rounds,
+            "config": json.dumps(spec["config"]),
+            "base-hash": spec.get("base_hash") or "",
+        }
         for attempt in range(int(spec.get("round_retries", 1)) + 1):
             t0 = time.monotonic()
             try:
@@ -150,8 +183,15 @@ def run_rounds(grid: Grid, state_dir: Path, spec: dict) -> RunState:
                 updates, rejected = collect_updates(replies, missing, names, timeout)
                 new, accepted, rejected = aggregate_round(rnd, adapter, updates, rejected, quorum)
             except QuorumError as exc:
-                state.history.append({"round": rnd, "attempt": attempt, "ok": False,
-                                      "error": str(exc), "wall_s": time.monotonic() - t0})
+                state.history.append(
+                    {
+                        "round": rnd,
+                        "attempt": attempt,
+                        "ok": False,
+                        "error": str(exc),
+                        "wall_s": time.monotonic() - t0,
+                    }
+                )
                 for r in exc.rejected:
                     state.record_failure(r.site_id, r.node_id, rnd, r.reason)
                 state.error = str(exc)
@@ -170,13 +210,19 @@ def run_rounds(grid: Grid, state_dir: Path, spec: dict) -> RunState:
         for r in rejected:
             state.record_failure(r.site_id, r.node_id, rnd, r.reason)
         state.completed_rounds, state.error = rnd, None
-        state.history.append({
-            "round": rnd, "attempt": attempt, "ok": True, "wall_s": time.monotonic() - t0,
-            "sites": sorted(u.site_id for u in accepted),
-            "failed": sorted(r.site_id for r in rejected),
-            "bytes_down": state.adapter_bytes * len(nodes),
-            "bytes_up": state.adapter_bytes * len(accepted),
-            "train_metrics": {u.site_id: u.metrics for u in accepted}})
+        state.history.append(
+            {
+                "round": rnd,
+                "attempt": attempt,
+                "ok": True,
+                "wall_s": time.monotonic() - t0,
+                "sites": sorted(u.site_id for u in accepted),
+                "failed": sorted(r.site_id for r in rejected),
+                "bytes_down": state.adapter_bytes * len(nodes),
+                "bytes_up": state.adapter_bytes * len(accepted),
+                "train_metrics": {u.site_id: u.metrics for u in accepted},
+            }
+        )
         state.save(state_dir)
         log.info("round %d: aggregated %d site(s), %d failed", rnd, len(accepted), len(rejected))
         if spec.get("validate", True):
@@ -186,9 +232,16 @@ def run_rounds(grid: Grid, state_dir: Path, spec: dict) -> RunState:
     return state
 
 
-def validate_round(grid: Grid, state: RunState, state_dir: Path, nodes: list[int],
-                   adapter: dict[str, np.ndarray], config: dict, names: dict[int, str],
-                   timeout_s: float) -> None:
+def validate_round(
+    grid: Grid,
+    state: RunState,
+    state_dir: Path,
+    nodes: list[int],
+    adapter: dict[str, np.ndarray],
+    config: dict,
+    names: dict[int, str],
+    timeout_s: float,
+) -> None:
     """Validation loss of the new global adapter on each site's held-out patients."""
     replies, _ = send(grid, nodes, MessageType.EVALUATE, adapter, config, timeout_s)
     losses, weights = [], []

@@ -65,14 +65,18 @@ def validate_update(update: Update, reference: dict[str, np.ndarray]) -> str | N
     return None
 
 
-def check_quorum(server_round: int, accepted: list[Update], rejected: list[Rejected],
-                 min_replies: int) -> None:
+def check_quorum(
+    server_round: int, accepted: list[Update], rejected: list[Rejected], min_replies: int
+) -> None:
     """Raise QuorumError naming every missing or rejected site when the quorum is not met."""
     if len(accepted) >= min_replies:
         return
     why = "; ".join(f"{r.site_id}: {r.reason}" for r in rejected) or "no site replied"
-    raise QuorumError(f"round {server_round}: {len(accepted)} valid adapter update(s), "
-                      f"quorum is {min_replies} ({why})", rejected)
+    raise QuorumError(
+        f"round {server_round}: {len(accepted)} valid adapter update(s), "
+        f"quorum is {min_replies} ({why})",
+        rejected,
+    )
 
 
 def fedavg(updates: list[Update]) -> dict[str, np.ndarray]:
@@ -90,9 +94,13 @@ def fedavg(updates: list[Update]) -> dict[str, np.ndarray]:
     return out
 
 
-def aggregate_round(server_round: int, global_adapter: dict[str, np.ndarray],
-                    updates: list[Update], rejected: list[Rejected], min_replies: int
-                    ) -> tuple[dict[str, np.ndarray], list[Update], list[Rejected]]:
+def aggregate_round(
+    server_round: int,
+    global_adapter: dict[str, np.ndarray],
+    updates: list[Update],
+    rejected: list[Rejected],
+    min_replies: int,
+) -> tuple[dict[str, np.ndarray], list[Update], list[Rejected]]:
     """Validate replies, enforce the quorum, and return (new adapter, accepted, rejected)."""
     accepted: list[Update] = []
     rejected = list(rejected)

@@ -29,33 +29,47 @@ CONNECTION = "busgen"
 
 def write_cli_config(flwr_home: Path, address: str, ca_cert: Path) -> None:
     """The `flwr` CLI's config.toml: one TLS connection to our SuperLink, set as default."""
-    text = (f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
-            f'address = "{address}"\nroot-certificates = "{Path(ca_cert).resolve()}"\n')
+    text = (
+        f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
+        f'address = "{address}"\nroot-certificates = "{Path(ca_cert).resolve()}"\n'
+    )
     Path(flwr_home).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(Path(flwr_home) / "config.toml", text.encode())
 
 
-def start_superlink(state_dir: Path, ca: CaDir, port: int, host: str = "127.0.0.1"
-                    ) -> ManagedProcess:
+def start_superlink(
+    state_dir: Path, ca: CaDir, port: int, host: str = "127.0.0.1"
+) -> ManagedProcess:
     """Start `flower-superlink` with TLS, node auth and its database in `state_dir`."""
     state_dir = Path(state_dir).resolve()
     flwr_home = state_dir / "flwr"
     env = flower_env(flwr_home)
-    args = [flwr_bin("flower-superlink"),
-            "--host", host, "--port", str(port),
-            "--ssl-ca-certfile", str(ca.ca_cert), "--ssl-certfile", str(ca.server_cert),
-            "--ssl-keyfile", str(ca.server_key),
-            "--enable-supernode-auth",
-            "--database", str(state_dir / "superlink.db"),
-            "--disable-runtime-dependency-installation"]
+    args = [
+        flwr_bin("flower-superlink"),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--ssl-ca-certfile",
+        str(ca.ca_cert),
+        "--ssl-certfile",
+        str(ca.server_cert),
+        "--ssl-keyfile",
+        str(ca.server_key),
+        "--enable-supernode-auth",
+        "--database",
+        str(state_dir / "superlink.db"),
+        "--disable-runtime-dependency-installation",
+    ]
     write_cli_config(flwr_home, f"{host}:{port}", ca.ca_cert)
     link = spawn("superlink", args, env, state_dir / "logs" / "superlink.log", cwd=state_dir)
     wait_healthy(link, f"{host}:{port}", ca.ca_cert)
     return link
 
 
-def wait_healthy(link: ManagedProcess, address: str, ca_cert: Path, timeout_s: float = 60.0
-                 ) -> None:
+def wait_healthy(
+    link: ManagedProcess, address: str, ca_cert: Path, timeout_s: float = 60.0
+) -> None:
     """Poll `GET /health` over TLS until the SuperLink answers 200."""
     import ssl
 
@@ -65,38 +79,54 @@ def wait_healthy(link: ManagedProcess, address: str, ca_cert: Path, timeout_s: f
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not link.alive():
-            raise FederationError(f"SuperLink exited with code {link.proc.returncode}; "
-                                  f"log {link.log_path}:\n{link.log_tail()}")
+            raise FederationError(
+                f"SuperLink exited with code {link.proc.returncode}; "
+                f"log {link.log_path}:\n{link.log_tail()}"
+            )
         try:
             if httpx.get(f"https://{address}/health", verify=tls, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise FederationError(f"SuperLink at {address} not healthy after {timeout_s:.0f}s; "
-                          f"log {link.log_path}")
+    raise FederationError(
+        f"SuperLink at {address} not healthy after {timeout_s:.0f}s; log {link.log_path}"
+    )
 
 
 def flwr_cli(flwr_home: Path, args: list[str], timeout_s: float = 120.0) -> dict | list:
     """Run `flwr ARGS --format json` against our connection; return its parsed JSON."""
     cmd = [flwr_bin("flwr"), *args, CONNECTION, "--format", "json"]
-    res = subprocess.run(cmd, env=with_venv_path(flower_env(flwr_home)), capture_output=True, text=True,
-                         timeout=timeout_s, stdin=subprocess.DEVNULL)
+    res = subprocess.run(
+        cmd,
+        env=with_venv_path(flower_env(flwr_home)),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         out = json.loads(res.stdout)
     except json.JSONDecodeError:
         out = None
-    if res.returncode != 0 or out is None or (isinstance(out, dict) and not out.get("success", True)):
+    if (
+        res.returncode != 0
+        or out is None
+        or (isinstance(out, dict) and not out.get("success", True))
+    ):
         detail = (out or {}).get("error-message") if isinstance(out, dict) else None
-        raise FederationError(f"`flwr {' '.join(args[:2])}` failed (exit {res.returncode}): "
-                              f"{detail or (res.stdout + res.stderr).strip()[-800:]}")
+        raise FederationError(
+            f"`flwr {' '.join(args[:2])}` failed (exit {res.returncode}): "
+            f"{detail or (res.stdout + res.stderr).strip()[-800:]}"
+        )
     return out
 
 
 def register_node(flwr_home: Path, public_key: Path, name: str) -> int:
     """Register a site's node key with the SuperLink; return its node id."""
-    out = flwr_cli(flwr_home, ["supernode", "register", str(Path(public_key).resolve()),
-                               "--name", name])
+    out = flwr_cli(
+        flwr_home, ["supernode", "register", str(Path(public_key).resolve()), "--name", name]
+    )
     return int(out["node-id"])
 
 
@@ -108,8 +138,10 @@ def list_nodes(flwr_home: Path) -> list[dict]:
 def submit_run(flwr_home: Path, app_dir: Path, run_config: dict[str, object]) -> int:
     """`flwr run APP_DIR` with run-config overrides; return the run id."""
     pairs = " ".join(f"{k}={json.dumps(v)}" for k, v in run_config.items())
-    out = flwr_cli(flwr_home, ["run", str(Path(app_dir).resolve())]
-                   + (["--run-config", pairs] if pairs else []))
+    out = flwr_cli(
+        flwr_home,
+        ["run", str(Path(app_dir).resolve())] + (["--run-config", pairs] if pairs else []),
+    )
     return int(out["run-id"])
 
 
@@ -122,8 +154,9 @@ def run_status(flwr_home: Path, run_id: int) -> str:
     return str(runs[0].get("status"))
 
 
-def wait_run(flwr_home: Path, run_id: int, timeout_s: float, poll_s: float = 3.0,
-             on_poll=None) -> str:
+def wait_run(
+    flwr_home: Path, run_id: int, timeout_s: float, poll_s: float = 3.0, on_poll=None
+) -> str:
     """Poll until the run has finished; return its final status."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -17,14 +17,25 @@ from client.workdir import SiteDir
 from common.config import Config
 from common.processes import stop
 from server import superlink as sl
-from server.federation import (Progress, follow_job, job_timeout, register_site, submit_job,
-                               write_run_spec)
+from server.federation import (
+    Progress,
+    follow_job,
+    job_timeout,
+    register_site,
+    submit_job,
+    write_run_spec,
+)
 from server.provision import init_ca
 from server.run_state import STATE_FILE
 
 
-def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base_dir: Path,
-                         progress: Progress | None = None) -> dict:
+def run_local_consortium(
+    run_dir: Path,
+    cfg: Config,
+    site_dirs: list[Path],
+    base_dir: Path,
+    progress: Progress | None = None,
+) -> dict:
     """One-machine consortium on the Deployment Engine; writes RUN_DIR/server/ state.
 
     Every site directory must have been initialised (`client.site_init.init_site`), hold a
@@ -42,8 +53,11 @@ def run_local_consortium(run_dir: Path, cfg: Config, site_dirs: list[Path], base
         for d in site_dirs:
             site = SiteDir(d)
             register_site(state_dir, site.node_public_key, site.site_id())
-            procs.append(start_supernode(site.root, f"localhost:{port}", ca.ca_cert,
-                                         sl.free_port(), base_dir))
+            procs.append(
+                start_supernode(
+                    site.root, f"localhost:{port}", ca.ca_cert, sl.free_port(), base_dir
+                )
+            )
         write_run_spec(state_dir, cfg, base_dir, resume=(state_dir / STATE_FILE).exists())
         run_id = submit_job(state_dir)
         return follow_job(state_dir, run_id, job_timeout(cfg), progress)

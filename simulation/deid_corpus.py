@@ -28,7 +28,7 @@ from simulation.phantom import render_case
 US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 ROWS, COLS = 600, 800
-REGION = (120, 100, 679, 539)    # inclusive x0, y0, x1, y1 of the scan area on screen
+REGION = (120, 100, 679, 539)  # inclusive x0, y0, x1, y1 of the scan area on screen
 UID_ROOT = "1.2.826.0.1.3680043.8.498.7"
 
 
@@ -42,7 +42,7 @@ class CorpusFile:
     sop_uid: str
     accession: str
     study_date: str
-    text_boxes: list[tuple[int, int, int, int]]       # where tokens were burned in (x0,y0,x1,y1)
+    text_boxes: list[tuple[int, int, int, int]]  # where tokens were burned in (x0,y0,x1,y1)
     has_regions: bool
     colour: bool
     frames: int
@@ -59,12 +59,15 @@ class Corpus:
 
     def write_labels(self, path: Path) -> None:
         """labels.csv keyed by accession number, in the phantom export's format (one row per lesion)."""
-        lines = ["accession_number,sop_instance_uid,frame,pathology,birads,box_x0,box_y0,box_x1,box_y1"]
+        lines = [
+            "accession_number,sop_instance_uid,frame,pathology,birads,box_x0,box_y0,box_x1,box_y1"
+        ]
         for f in self.files:
             birads = {"normal": 1, "benign": 3, "malignant": 5}[f.pathology]
             for box in f.lesion_boxes or [("", "", "", "")]:
-                lines.append(",".join(str(v) for v in (f.accession, f.sop_uid, 0, f.pathology,
-                                                       birads, *box)))
+                lines.append(
+                    ",".join(str(v) for v in (f.accession, f.sop_uid, 0, f.pathology, birads, *box))
+                )
         Path(path).write_text("\n".join(lines) + "\n")
 
 
@@ -91,20 +94,26 @@ class _Tokens:
         return d
 
 
-def _frame(seed: int, pathology: str, tokens: _Tokens, text_inside: bool,
-           boxes: list) -> tuple[np.ndarray, list]:
+def _frame(
+    seed: int, pathology: str, tokens: _Tokens, text_inside: bool, boxes: list
+) -> tuple[np.ndarray, list]:
     """One 600x800 screen: phantom image in the region, banner + footer (+ annotation) text."""
-    ph = render_case(seed, pathology, "device-a", size=(REGION[3] - REGION[1] + 1,
-                                                        REGION[2] - REGION[0] + 1))
+    ph = render_case(
+        seed, pathology, "device-a", size=(REGION[3] - REGION[1] + 1, REGION[2] - REGION[0] + 1)
+    )
     screen = np.zeros((ROWS, COLS), np.uint8)
-    screen[REGION[1]:REGION[3] + 1, REGION[0]:REGION[2] + 1] = ph.image
-    lesion_boxes = [(x0 + REGION[0], y0 + REGION[1], x1 + REGION[0], y1 + REGION[1])
-                    for x0, y0, x1, y1 in ph.boxes]
-    lines = [((10, 30), f"{tokens.text('bname')} {tokens.text('bid')}", 0.7),
-             ((10, 65), f"{tokens.text('binst')} {tokens.text('bdate')}", 0.6),
-             ((10, 585), tokens.text('bfoot'), 0.5)]
+    screen[REGION[1] : REGION[3] + 1, REGION[0] : REGION[2] + 1] = ph.image
+    lesion_boxes = [
+        (x0 + REGION[0], y0 + REGION[1], x1 + REGION[0], y1 + REGION[1])
+        for x0, y0, x1, y1 in ph.boxes
+    ]
+    lines = [
+        ((10, 30), f"{tokens.text('bname')} {tokens.text('bid')}", 0.7),
+        ((10, 65), f"{tokens.text('binst')} {tokens.text('bdate')}", 0.6),
+        ((10, 585), tokens.text("bfoot"), 0.5),
+    ]
     if text_inside:
-        lines.append(((REGION[0] + 30, REGION[1] + 60), tokens.text('bann'), 0.6))
+        lines.append(((REGION[0] + 30, REGION[1] + 60), tokens.text("bann"), 0.6))
     for org, text, scale in lines:
         glyphs = np.zeros_like(screen)
         cv2.putText(glyphs, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1, cv2.LINE_AA)
@@ -114,8 +123,9 @@ def _frame(seed: int, pathology: str, tokens: _Tokens, text_inside: bool,
     return screen, lesion_boxes
 
 
-def _header(tokens: _Tokens, patient: dict, study_uid: str, accession: str, study_date: str,
-            sop_class: str) -> Dataset:
+def _header(
+    tokens: _Tokens, patient: dict, study_uid: str, accession: str, study_date: str, sop_class: str
+) -> Dataset:
     ds = Dataset()
     sop_uid = tokens.uid()
     ds.file_meta = FileMetaDataset()
@@ -209,8 +219,12 @@ def _pixels(ds: Dataset, frames: list[np.ndarray], colour: bool, jpeg: bool) -> 
         ds.PhotometricInterpretation = "RGB"
         ds.PixelData = np.stack(rgb).tobytes()
         return
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95,
-              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422]
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY,
+        95,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    ]
     encoded = [cv2.imencode(".jpg", f[..., ::-1], params)[1].tobytes() for f in rgb]
     ds.PhotometricInterpretation = "YBR_FULL_422"
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
@@ -231,12 +245,12 @@ def _regions(ds: Dataset) -> None:
 
 VARIANTS = (
     # name,          colour, jpeg,  frames, regions, text inside region, pathology
-    ("grey",          False, False, 1, True,  False, "benign"),
-    ("grey-annot",    False, False, 1, True,  True,  "malignant"),
-    ("rgb",           True,  False, 1, True,  True,  "benign"),
-    ("ybr-jpeg",      True,  True,  1, False, False, "malignant"),
-    ("cine",          False, False, 3, True,  True,  "benign"),
-    ("no-regions",    False, False, 1, False, True,  "normal"),
+    ("grey", False, False, 1, True, False, "benign"),
+    ("grey-annot", False, False, 1, True, True, "malignant"),
+    ("rgb", True, False, 1, True, True, "benign"),
+    ("ybr-jpeg", True, True, 1, False, False, "malignant"),
+    ("cine", False, False, 3, True, True, "benign"),
+    ("no-regions", False, False, 1, False, True, "normal"),
 )
 
 
@@ -245,12 +259,21 @@ def build_corpus(root: Path, seed: int = 0) -> Corpus:
     root = Path(root)
     tokens = _Tokens(seed)
     files: list[CorpusFile] = []
-    patient_a = {"name": f"{tokens.text('pname')}^JANE", "id": tokens.text("pid"),
-                 "birth": tokens.date(1971, 2, 3)}
-    for k, (name, colour, jpeg, n_frames, regions, inside, pathology) in enumerate(VARIANTS):
-        patient = patient_a if k < 2 else {
-            "name": f"{tokens.text('pname')}^ANN", "id": tokens.text("pid"),
-            "birth": tokens.date(1960 + k, 5, 6)}
+    patient_a = {
+        "name": f"{tokens.text('pname')}^JANE",
+        "id": tokens.text("pid"),
+        "birth": tokens.date(1971, 2, 3),
+    }
+    for k, (_name, colour, jpeg, n_frames, regions, inside, pathology) in enumerate(VARIANTS):
+        patient = (
+            patient_a
+            if k < 2
+            else {
+                "name": f"{tokens.text('pname')}^ANN",
+                "id": tokens.text("pid"),
+                "birth": tokens.date(1960 + k, 5, 6),
+            }
+        )
         # Patient A has two studies 30 days apart, to check the interval survives date shifting.
         study_uid, accession = tokens.uid(), tokens.text("acc")[:16]
         study_date = tokens.date(2021, 3, 1 + 30 * k) if k < 2 else tokens.date(2022, 1 + k, 9)
@@ -258,7 +281,7 @@ def build_corpus(root: Path, seed: int = 0) -> Corpus:
         ds = _header(tokens, patient, study_uid, accession, study_date, sop_class)
         text_boxes: list = []
         frames, lesion_boxes = [], []
-        for f in range(n_frames):
+        for _ in range(n_frames):
             boxes: list = []
             frame, lesion_boxes = _frame(seed * 100 + k, pathology, tokens, inside, boxes)
             frames.append(frame)
@@ -266,19 +289,35 @@ def build_corpus(root: Path, seed: int = 0) -> Corpus:
         _pixels(ds, frames, colour, jpeg)
         if regions:
             _regions(ds)
-        ds.BurnedInAnnotation = "YES" if k % 2 else "NO"   # sometimes wrong, as in the wild
+        ds.BurnedInAnnotation = "YES" if k % 2 else "NO"  # sometimes wrong, as in the wild
         folder = root / f"{tokens.text('folder')}_{patient['id']}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{patient['name'].replace('^', '_')}_{tokens.text('file')}.dcm"
         ds.save_as(path, enforce_file_format=False)
-        files.append(CorpusFile(str(path), patient["id"], study_uid, str(ds.SOPInstanceUID),
-                                accession, study_date, text_boxes, regions, colour, n_frames,
-                                pathology, lesion_boxes))
+        files.append(
+            CorpusFile(
+                str(path),
+                patient["id"],
+                study_uid,
+                str(ds.SOPInstanceUID),
+                accession,
+                study_date,
+                text_boxes,
+                regions,
+                colour,
+                n_frames,
+                pathology,
+                lesion_boxes,
+            )
+        )
     malformed = _write_malformed(root, tokens, patient_a)
     corpus = Corpus(root, tokens.all, files, malformed)
-    (root.parent / f"{root.name}-truth.json").write_text(json.dumps(
-        {"tokens": corpus.tokens, "malformed": malformed,
-         "files": [f.__dict__ for f in files]}, indent=1))
+    (root.parent / f"{root.name}-truth.json").write_text(
+        json.dumps(
+            {"tokens": corpus.tokens, "malformed": malformed, "files": [f.__dict__ for f in files]},
+            indent=1,
+        )
+    )
     return corpus
 
 
@@ -321,14 +360,29 @@ def _write_malformed(root: Path, tokens: _Tokens, patient: dict) -> list[str]:
     return paths
 
 
-def write_sample(path: Path, seed: int, colour: bool = False, jpeg: bool = False,
-                 regions: bool = True, frames: int = 1) -> None:
+def write_sample(
+    path: Path,
+    seed: int,
+    colour: bool = False,
+    jpeg: bool = False,
+    regions: bool = True,
+    frames: int = 1,
+) -> None:
     """One 800x600 PACS-like file with planted PHI (for benchmarks and quick checks)."""
     tokens = _Tokens(seed)
-    patient = {"name": f"{tokens.text('pname')}^JANE", "id": tokens.text("pid"),
-               "birth": tokens.date(1970, 1, 1)}
-    ds = _header(tokens, patient, tokens.uid(), tokens.text("acc")[:16], "20240102",
-                 US_MULTIFRAME if frames > 1 else US_IMAGE)
+    patient = {
+        "name": f"{tokens.text('pname')}^JANE",
+        "id": tokens.text("pid"),
+        "birth": tokens.date(1970, 1, 1),
+    }
+    ds = _header(
+        tokens,
+        patient,
+        tokens.uid(),
+        tokens.text("acc")[:16],
+        "20240102",
+        US_MULTIFRAME if frames > 1 else US_IMAGE,
+    )
     images = [_frame(seed, "benign", tokens, True, [])[0] for _ in range(frames)]
     _pixels(ds, images, colour, jpeg)
     if regions:

@@ -22,9 +22,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -108,6 +108,7 @@ def run_stage(run: DemoRun, name: str, body: Callable[[], dict]) -> dict:
 
 # --- stage bodies ----------------------------------------------------------------------------
 
+
 def stage_sites(run: DemoRun) -> dict:
     """Each hospital: init, a simulated PACS export (with PHI), de-identifying ingest."""
     from client.ingest import ingest
@@ -131,18 +132,28 @@ def pacs_export(run: DemoRun, spec: SiteSpec) -> Path:
 
     pacs = run.pacs_dir(spec.site_id)
     if not (pacs / "labels.csv").exists():
-        console.print(f"{spec.site_id}: simulating a PACS export of {spec.patients} patients "
-                      f"({spec.device})")
-        write_pacs_export(pacs, site=spec.site_id, patients=spec.patients, device=spec.device,
-                          malignant_rate=spec.malignant_rate, normal_rate=spec.normal_rate,
-                          seed=spec.seed)
+        console.print(
+            f"{spec.site_id}: simulating a PACS export of {spec.patients} patients ({spec.device})"
+        )
+        write_pacs_export(
+            pacs,
+            site=spec.site_id,
+            patients=spec.patients,
+            device=spec.device,
+            malignant_rate=spec.malignant_rate,
+            normal_rate=spec.normal_rate,
+            seed=spec.seed,
+        )
     return pacs
 
 
 def _brief(report: dict) -> dict:
     """The counts of an ingest report: what the summary shows (no per-file detail)."""
-    return {**report["counts"], "store_added": report["store"]["added"],
-            "store_total": report["store"]["total"]}
+    return {
+        **report["counts"],
+        "store_added": report["store"]["added"],
+        "store_total": report["store"]["total"],
+    }
 
 
 def base_fingerprint(cfg: Config) -> str:
@@ -151,9 +162,13 @@ def base_fingerprint(cfg: Config) -> str:
 
     from common.chainlog import canonical_json
 
-    parts = {"model": cfg.to_dict()["model"], "pretrain": cfg.to_dict()["pretrain"],
-             "patients": cfg.data.pretrain_patients, "devices": list(cfg.data.pretrain_devices),
-             "seed": cfg.seed}
+    parts = {
+        "model": cfg.to_dict()["model"],
+        "pretrain": cfg.to_dict()["pretrain"],
+        "patients": cfg.data.pretrain_patients,
+        "devices": list(cfg.data.pretrain_devices),
+        "seed": cfg.seed,
+    }
     return hashlib.sha256(canonical_json(parts)).hexdigest()[:16]
 
 
@@ -167,11 +182,17 @@ def stage_base(run: DemoRun) -> dict:
     cache = cache_root() / f"base-{base_fingerprint(run.cfg)}"
     base_dir = cache / "base"
     if not (base_dir / HASH_FILE).exists():  # written last: the base is complete
-        store = simulate_multi_device_store(cache / "pretrain-store", run.cfg.data.pretrain_devices,
-                                            run.cfg.data.pretrain_patients, seed=run.cfg.seed,
-                                            progress=True)
-        console.print(f"pretraining the base on {len(store)} simulated images "
-                      f"({run.cfg.pretrain.steps} steps; cached in {cache})")
+        store = simulate_multi_device_store(
+            cache / "pretrain-store",
+            run.cfg.data.pretrain_devices,
+            run.cfg.data.pretrain_patients,
+            seed=run.cfg.seed,
+            progress=True,
+        )
+        console.print(
+            f"pretraining the base on {len(store)} simulated images "
+            f"({run.cfg.pretrain.steps} steps; cached in {cache})"
+        )
         pretrain(store, run.cfg, base_dir)
     else:
         console.print(f"reusing the cached base in {base_dir}")
@@ -192,15 +213,25 @@ def stage_federate(run: DemoRun, base_dir: Path) -> dict:
     for d in site_dirs:
         if not is_approved(SiteDir(d), app_hash):
             approve(SiteDir(d), app_hash, note="demo: approved by the simulated site operator")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("federated rounds (sites starting)", total=run.cfg.federation.rounds)
 
         def on_state(state: dict) -> None:
-            sites = ", ".join(f"{k} eps={v['epsilon']:.2f}" if v.get("epsilon") is not None else k
-                              for k, v in state["sites"].items())
-            bar.update(task, completed=state["completed_rounds"],
-                       description=f"federated rounds [{sites or 'waiting for sites'}]")
+            sites = ", ".join(
+                f"{k} eps={v['epsilon']:.2f}" if v.get("epsilon") is not None else k
+                for k, v in state["sites"].items()
+            )
+            bar.update(
+                task,
+                completed=state["completed_rounds"],
+                description=f"federated rounds [{sites or 'waiting for sites'}]",
+            )
 
         summary = run_local_consortium(run.root, run.cfg, site_dirs, base_dir, progress=on_state)
     return {"federation": summary}
@@ -215,16 +246,23 @@ def stage_release(run: DemoRun, base_dir: Path, adapter: Path) -> dict:
     for i, spec in enumerate(run.cfg.data.sites):
         site = SiteDir(run.site_dir(spec.site_id))
         console.print(f"{spec.site_id}: generating and auditing {run.cfg.release.n_images} images")
-        releases[spec.site_id] = make_release(site, run.cfg, base_dir, adapter, run.cfg.release.n_images,
-                                              site.release, seed=run.cfg.seed + i)
+        releases[spec.site_id] = make_release(
+            site,
+            run.cfg,
+            base_dir,
+            adapter,
+            run.cfg.release.n_images,
+            site.release,
+            seed=run.cfg.seed + i,
+        )
     return {"releases": releases}
 
 
 def stage_publish(run: DemoRun) -> dict:
     """The coordinator trusts each site's signing key, verifies and publishes its bundle."""
     from client.workdir import SiteDir
-    from server.catalog.catalog import Catalog
     from common.release.signing import add_trusted_key
+    from server.catalog.catalog import Catalog
 
     trust = run.server / "trust.json"
     catalog = Catalog(run.catalog).ensure()
@@ -256,8 +294,10 @@ def latest_global_adapter(run: DemoRun) -> Path:
 
     state = RunState.load(run.server)
     if state.status != "completed" or not state.checkpoint:
-        raise FederationError(f"{run.server}: the federated run did not complete "
-                              f"(status {state.status}: {state.error})")
+        raise FederationError(
+            f"{run.server}: the federated run did not complete "
+            f"(status {state.status}: {state.error})"
+        )
     return run.server / state.checkpoint
 
 
@@ -271,13 +311,20 @@ def build_summary(run: DemoRun, results: dict[str, dict]) -> dict:
         bundle = Path(rel["bundle"])
         releases[site] = {**rel, "audit_link": str(bundle.relative_to(run.root) / "audit.html")}
     return {
-        "profile": run.cfg.profile, "seed": run.cfg.seed, "run_dir": str(run.root),
-        "timings": run.timings, "total_seconds": sum(run.timings.values()),
+        "profile": run.cfg.profile,
+        "seed": run.cfg.seed,
+        "run_dir": str(run.root),
+        "timings": run.timings,
+        "total_seconds": sum(run.timings.values()),
         "base": results["base"],
         "sites": results["sites"]["sites"],
-        "privacy": {"unit": "patient", "accountant": run.cfg.dp.accountant,
-                    "target_epsilon": run.cfg.dp.target_epsilon if run.cfg.dp.enabled else None,
-                    "max_epsilon": state["max_epsilon"], "sites": state["sites"]},
+        "privacy": {
+            "unit": "patient",
+            "accountant": run.cfg.dp.accountant,
+            "target_epsilon": run.cfg.dp.target_epsilon if run.cfg.dp.enabled else None,
+            "max_epsilon": state["max_epsilon"],
+            "sites": state["sites"],
+        },
         "federation": state,
         "releases": releases,
         "catalog": {k: v for k, v in results["publish"].items() if k != "published"},
@@ -294,7 +341,8 @@ def run_demo(run_dir: Path, cfg: Config) -> dict:
     base_dir = Path(results["base"]["base_dir"])
     results["federate"] = run_stage(run, "federate", lambda: stage_federate(run, base_dir))
     results["release"] = run_stage(
-        run, "release", lambda: stage_release(run, base_dir, latest_global_adapter(run)))
+        run, "release", lambda: stage_release(run, base_dir, latest_global_adapter(run))
+    )
     results["publish"] = run_stage(run, "publish", lambda: stage_publish(run))
     results["evidence"] = run_stage(run, "evidence", lambda: stage_evidence(run))
     summary = build_summary(run, results)

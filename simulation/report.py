@@ -77,14 +77,17 @@ def release_grid(bundle: Path, per_class: int = 6) -> str | None:
     classes = [c for c in ("normal", "benign", "malignant") if c in rows]
     if not classes:
         return None
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.3 * per_class, 1.4 * len(classes)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(classes), per_class, figsize=(1.3 * per_class, 1.4 * len(classes)), squeeze=False
+    )
     for r, cls in enumerate(classes):
         for c in range(per_class):
             ax = axes[r][c]
             ax.axis("off")
             if c < len(rows[cls]):
-                ax.imshow(np.asarray(Image.open(rows[cls][c]).convert("L")), cmap="gray", vmin=0, vmax=255)
+                ax.imshow(
+                    np.asarray(Image.open(rows[cls][c]).convert("L")), cmap="gray", vmin=0, vmax=255
+                )
         axes[r][0].set_title(cls, fontsize=8, loc="left")
     return _png(fig)
 
@@ -175,10 +178,14 @@ def _auc(entry) -> str:
 def render_report(run_dir: Path, summary: dict) -> Path:
     """Write RUN_DIR/report.html from the summary (and the release bundles it names)."""
     history = summary.get("federation", {}).get("history", [])
-    grids = {site: release_grid(Path(rel["bundle"])) for site, rel in summary.get("releases", {}).items()}
+    grids = {
+        site: release_grid(Path(rel["bundle"])) for site, rel in summary.get("releases", {}).items()
+    }
     img = {"epsilon": epsilon_plot(history), "loss": loss_plot(history), "grids": grids}
     env = Environment(autoescape=select_autoescape(default=True))
-    html = env.from_string(TEMPLATE).render(s=summary, img=img, fmt=_fmt, auc=_auc, stages=list(summary.get("timings", {})))
+    html = env.from_string(TEMPLATE).render(
+        s=summary, img=img, fmt=_fmt, auc=_auc, stages=list(summary.get("timings", {}))
+    )
     out = Path(run_dir) / "report.html"
     out.write_text(html, encoding="utf-8")
     return out

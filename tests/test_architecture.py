@@ -39,8 +39,10 @@ def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                       for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -61,14 +63,26 @@ def top(module: str) -> str:
     return module.split(".")[0]
 
 
-@pytest.mark.parametrize("importer,forbidden", [
-    ("server", "client"), ("client", "server"),
-    ("server", "simulation"), ("client", "simulation"),
-    ("common", "client"), ("common", "server"), ("common", "simulation"),
-])
+@pytest.mark.parametrize(
+    "importer,forbidden",
+    [
+        ("server", "client"),
+        ("client", "server"),
+        ("server", "simulation"),
+        ("client", "simulation"),
+        ("common", "client"),
+        ("common", "server"),
+        ("common", "simulation"),
+    ],
+)
 def test_layering(graph, importer, forbidden):
-    bad = sorted(f"{a} -> {b}" for a, deps in graph.items() if top(a) == importer
-                 for b in deps if top(b) == forbidden)
+    bad = sorted(
+        f"{a} -> {b}"
+        for a, deps in graph.items()
+        if top(a) == importer
+        for b in deps
+        if top(b) == forbidden
+    )
     assert not bad, f"{importer} must not import {forbidden}: {bad}"
 
 
@@ -81,7 +95,7 @@ def test_no_import_cycles(graph):
         state[node] = 1
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                cycles.append(path[path.index(dep):] + [dep])
+                cycles.append(path[path.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep, [*path, dep])
         state[node] = 2

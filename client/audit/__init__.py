@@ -10,7 +10,21 @@ from client.audit.phi import detect_text_small, find_text, phi_scan, scan_png, s
 from client.audit.utility import frechet_distance, utility_summary
 
 __all__ = [
-    "AuditResult", "audit_memorization", "augment", "detect_text_small", "dp_section",
-    "find_text", "frechet_distance", "membership_attack", "phi_scan", "roc_curve", "run_audit",
-    "scan_png", "scan_rows", "tpr_at_fpr", "tpr_bound", "utility_summary", "write_private_report",
+    "AuditResult",
+    "audit_memorization",
+    "augment",
+    "detect_text_small",
+    "dp_section",
+    "find_text",
+    "frechet_distance",
+    "membership_attack",
+    "phi_scan",
+    "roc_curve",
+    "run_audit",
+    "scan_png",
+    "scan_rows",
+    "tpr_at_fpr",
+    "tpr_bound",
+    "utility_summary",
+    "write_private_report",
 ]

@@ -8,10 +8,11 @@ HTML with the closest synthetic/training pairs, and the mask of candidates that 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jinja2
 import numpy as np
@@ -27,23 +28,27 @@ from common.config import ModelConfig
 from common.store import ImageRecord, Store
 
 AUDIT_FORMAT = "busgen-audit/1"
-PUBLIC_NOTICE = ("This public report contains aggregates only: no real image and no "
-                 "per-patient value. The images shown are synthetic images from this release.")
+PUBLIC_NOTICE = (
+    "This public report contains aggregates only: no real image and no "
+    "per-patient value. The images shown are synthetic images from this release."
+)
 PRIVATE_PAIRS = 24
 
 
 @dataclass
 class AuditResult:
-    audit: dict            # public, JSON-ready
-    html: str              # public page (self-contained)
-    private_html: str      # SITE-PRIVATE page with real training images
-    keep: np.ndarray       # bool [N]: candidates that pass memorization and text checks
+    audit: dict  # public, JSON-ready
+    html: str  # public page (self-contained)
+    private_html: str  # SITE-PRIVATE page with real training images
+    keep: np.ndarray  # bool [N]: candidates that pass memorization and text checks
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("client.audit", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]),
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("client.audit", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
     env.globals["pct"] = lambda v: "n/a" if v is None else f"{100 * float(v):.3g} %"
     return env
 
@@ -66,10 +71,19 @@ def _store_uint8(store: Store, records: Sequence[ImageRecord], size: int) -> np.
     return np.round((images + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
 
 
-def run_audit(synthetic: np.ndarray, rows: Sequence[dict], store: Store,
-              train: Sequence[ImageRecord], holdout: Sequence[ImageRecord],
-              model_cfg: ModelConfig, statement: Any, context: dict,
-              unet: torch.nn.Module | None = None, seed: int = 0, mia_draws: int = 2) -> AuditResult:
+def run_audit(
+    synthetic: np.ndarray,
+    rows: Sequence[dict],
+    store: Store,
+    train: Sequence[ImageRecord],
+    holdout: Sequence[ImageRecord],
+    model_cfg: ModelConfig,
+    statement: Any,
+    context: dict,
+    unet: torch.nn.Module | None = None,
+    seed: int = 0,
+    mia_draws: int = 2,
+) -> AuditResult:
     """Audit candidate images (uint8 [N,H,W] at `model_cfg.image_size`) and their metadata rows.
 
     `train`/`holdout`: the site's patient-disjoint split; `statement`: the PrivacyStatement (or
@@ -90,31 +104,46 @@ def run_audit(synthetic: np.ndarray, rows: Sequence[dict], store: Store,
     keep = ~mem.flagged & ~text_flag
 
     dp = dp_section(statement)
-    mia = (membership_attack(unet, model_cfg, store, train, holdout, draws=mia_draws, seed=seed)
-           if unet is not None else {"skipped": "no model given"})
+    mia = (
+        membership_attack(unet, model_cfg, store, train, holdout, draws=mia_draws, seed=seed)
+        if unet is not None
+        else {"skipped": "no model given"}
+    )
     kept_rows = [r for r, k in zip(rows, keep) if k]
-    utility = utility_summary(synthetic[keep], kept_rows, np.concatenate([train_u8, hold_u8]), seed=seed)
+    utility = utility_summary(
+        synthetic[keep], kept_rows, np.concatenate([train_u8, hold_u8]), seed=seed
+    )
 
     patient = mia.get("patient_level") or {}
     audit = {
         "format": AUDIT_FORMAT,
         "public_notice": PUBLIC_NOTICE,
-        "context": {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "image_size": size, **context},
+        "context": {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "image_size": size,
+            **context,
+        },
         "summary": {
             "n_generated": int(len(synthetic)),
             "n_released": int(keep.sum()),
             "n_removed_memorization": int(mem.flagged.sum()),
             "n_removed_phi": int((text_flag & ~mem.flagged).sum()),
-            "epsilon": dp.get("epsilon"), "delta": dp.get("delta"), "unit": dp.get("unit"),
+            "epsilon": dp.get("epsilon"),
+            "delta": dp.get("delta"),
+            "unit": dp.get("unit"),
             "accountant": dp.get("accountant"),
             "mia_auc": patient.get("auc"),
             "mia_tpr_at_1pct": (patient.get("tpr_at_fpr") or {}).get("0.01"),
             # Images with text are removed; files and rows must be clean as they stand.
             "phi_passed": not (phi["png_metadata_findings"] or phi["metadata_row_findings"]),
-            "fd_metric": utility.get("fd_metric"), "fd": utility.get("fd"),
+            "fd_metric": utility.get("fd_metric"),
+            "fd": utility.get("fd"),
         },
-        "dp": dp, "memorization": mem.public(), "mia": mia, "phi": phi, "utility": utility,
+        "dp": dp,
+        "memorization": mem.public(),
+        "mia": mia,
+        "phi": phi,
+        "utility": utility,
     }
     figures = _figures(audit, mem, synthetic[keep] if keep.any() else synthetic)
     html = _env().get_template("audit.html.j2").render(a=audit, figures=figures)
@@ -125,13 +154,20 @@ def run_audit(synthetic: np.ndarray, rows: Sequence[dict], store: Store,
 def _figures(audit: dict, mem, shown: np.ndarray) -> dict:
     figs: dict[str, Any] = {"memorization": []}
     for metric in ("l2", "ssim"):
-        groups = {"synthetic": mem.synthetic.value(metric), "held-out real": mem.holdout.value(metric),
-                  "augmented training copy": mem.copies.value(metric)}
-        figs["memorization"].append(plots.distance_histograms(groups, mem.thresholds[metric], metric))
+        groups = {
+            "synthetic": mem.synthetic.value(metric),
+            "held-out real": mem.holdout.value(metric),
+            "augmented training copy": mem.copies.value(metric),
+        }
+        figs["memorization"].append(
+            plots.distance_histograms(groups, mem.thresholds[metric], metric)
+        )
     mia = audit["mia"]
     if "patient_level" in mia:
-        curves = {lvl.replace("_", " "): (mia[lvl]["roc"]["fpr"], mia[lvl]["roc"]["tpr"])
-                  for lvl in ("patient_level", "image_level")}
+        curves = {
+            lvl.replace("_", " "): (mia[lvl]["roc"]["fpr"], mia[lvl]["roc"]["tpr"])
+            for lvl in ("patient_level", "image_level")
+        }
         figs["roc"] = plots.roc_loglog(curves, audit["dp"].get("epsilon"), audit["dp"].get("delta"))
     n = min(32, len(shown))
     figs["n_shown"] = n
@@ -139,20 +175,45 @@ def _figures(audit: dict, mem, shown: np.ndarray) -> dict:
     return figs
 
 
-def _private_html(mem, synthetic: np.ndarray, train_u8: np.ndarray, train: Sequence[ImageRecord],
-                  context: dict, created: str) -> str:
+def _private_html(
+    mem,
+    synthetic: np.ndarray,
+    train_u8: np.ndarray,
+    train: Sequence[ImageRecord],
+    context: dict,
+    created: str,
+) -> str:
     order = np.argsort(mem.synthetic.l2, kind="stable")
-    chosen = list(dict.fromkeys([*np.nonzero(mem.flagged)[0].tolist(), *order[:PRIVATE_PAIRS].tolist()]))
+    chosen = list(
+        dict.fromkeys([*np.nonzero(mem.flagged)[0].tolist(), *order[:PRIVATE_PAIRS].tolist()])
+    )
     pairs = []
     for i in chosen:
         j = int(mem.synthetic.l2_index[i])
-        pairs.append({"index": int(i), "synthetic": plots.png_uri(synthetic[i]),
-                      "train": plots.png_uri(train_u8[j]), "train_id": train[j].image_id,
-                      "l2": float(mem.synthetic.l2[i]), "ssim": float(mem.synthetic.ssim[i]),
-                      "cosine": float(mem.synthetic.cosine[i]), "flagged": bool(mem.flagged[i])})
-    return _env().get_template("private.html.j2").render(
-        site_id=context.get("site_id", ""), created=created, thresholds=mem.thresholds,
-        rule=mem.public()["rule"], pairs=pairs, metrics=METRICS)
+        pairs.append(
+            {
+                "index": int(i),
+                "synthetic": plots.png_uri(synthetic[i]),
+                "train": plots.png_uri(train_u8[j]),
+                "train_id": train[j].image_id,
+                "l2": float(mem.synthetic.l2[i]),
+                "ssim": float(mem.synthetic.ssim[i]),
+                "cosine": float(mem.synthetic.cosine[i]),
+                "flagged": bool(mem.flagged[i]),
+            }
+        )
+    return (
+        _env()
+        .get_template("private.html.j2")
+        .render(
+            site_id=context.get("site_id", ""),
+            created=created,
+            thresholds=mem.thresholds,
+            rule=mem.public()["rule"],
+            pairs=pairs,
+            metrics=METRICS,
+        )
+    )
 
 
 def write_private_report(private_dir: Path, html: str, stamp: str) -> Path:

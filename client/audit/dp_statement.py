@@ -13,8 +13,17 @@ import dataclasses
 import math
 from typing import Any
 
-REQUIRED = ("epsilon", "delta", "accountant", "unit", "noise_multiplier", "sample_rate",
-            "max_grad_norm", "steps", "rounds")
+REQUIRED = (
+    "epsilon",
+    "delta",
+    "accountant",
+    "unit",
+    "noise_multiplier",
+    "sample_rate",
+    "max_grad_norm",
+    "steps",
+    "rounds",
+)
 REPORT_FPRS = (0.01, 0.001)
 
 
@@ -30,7 +39,9 @@ def statement_dict(statement: Any) -> dict:
     if statement is None:
         return {"dp": False}
     if dataclasses.is_dataclass(statement):
-        data = statement.to_dict() if hasattr(statement, "to_dict") else dataclasses.asdict(statement)
+        data = (
+            statement.to_dict() if hasattr(statement, "to_dict") else dataclasses.asdict(statement)
+        )
     else:
         data = dict(statement)
     missing = [k for k in REQUIRED if k not in data]
@@ -46,18 +57,25 @@ def dp_section(statement: Any) -> dict:
     """
     data = statement_dict(statement)
     if data.get("dp") is False:
-        return {"dp": False, "claim": "no differential-privacy guarantee (trained without DP)",
-                "tpr_bound": {f"{f:g}": 1.0 for f in REPORT_FPRS}}
+        return {
+            "dp": False,
+            "claim": "no differential-privacy guarantee (trained without DP)",
+            "tpr_bound": {f"{f:g}": 1.0 for f in REPORT_FPRS},
+        }
     eps, delta = float(data["epsilon"]), float(data["delta"])
     section = {k: data[k] for k in REQUIRED}
-    section.update({
-        "dp": True,
-        "scope": data.get("scope", "job"),
-        "claim": (f"({_fmt_eps(eps)}, {delta:.1e})-DP per {data['unit']}, "
-                  f"{data['accountant']} accountant"),
-        "tpr_bound": {f"{f:g}": tpr_bound(eps, delta, f) for f in REPORT_FPRS},
-        "tpr_bound_formula": "TPR <= exp(epsilon) * FPR + delta",
-    })
+    section.update(
+        {
+            "dp": True,
+            "scope": data.get("scope", "job"),
+            "claim": (
+                f"({_fmt_eps(eps)}, {delta:.1e})-DP per {data['unit']}, "
+                f"{data['accountant']} accountant"
+            ),
+            "tpr_bound": {f"{f:g}": tpr_bound(eps, delta, f) for f in REPORT_FPRS},
+            "tpr_bound_formula": "TPR <= exp(epsilon) * FPR + delta",
+        }
+    )
     for key in ("noise_multiplicity", "max_images_per_patient", "patients_coarse", "history"):
         if key in data:
             section[key] = data[key]

@@ -25,17 +25,21 @@ class RandomCNN(nn.Module):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.layers = nn.Sequential(
-            nn.Conv2d(1, 16, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(1, 16, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(4),
         )
         for module in self.layers:
             if isinstance(module, nn.Conv2d):
                 fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
                 with torch.no_grad():
-                    module.weight.copy_(torch.randn(module.weight.shape, generator=gen)
-                                        * (2.0 / fan_in) ** 0.5)
+                    module.weight.copy_(
+                        torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
+                    )
                     module.bias.zero_()
         self.eval()
 
@@ -47,7 +51,7 @@ class RandomCNN(nn.Module):
 def _prepare(x: torch.Tensor) -> torch.Tensor:
     """Blur away speckle (sigma 2 px) and standardise each image, so that noise, gain and
     offset changes do not move the embedding: we want what the image shows, not its grain."""
-    g = torch.exp(-(torch.arange(9, dtype=torch.float32) - 4) ** 2 / 8.0)
+    g = torch.exp(-((torch.arange(9, dtype=torch.float32) - 4) ** 2) / 8.0)
     g = g / g.sum()
     x = F.pad(x[:, None], (4, 4, 4, 4), mode="replicate")
     x = F.conv2d(F.conv2d(x, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
@@ -60,7 +64,6 @@ def random_cnn_features(images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     net = RandomCNN()
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], np.float32))
         out.append(net(_prepare(x)).numpy())
     return np.concatenate(out) if out else np.zeros((0, 1024), np.float32)
-

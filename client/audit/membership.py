@@ -16,7 +16,7 @@ resolved; the report says which FPR is the smallest measurable one.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -35,10 +35,18 @@ TIMESTEP_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.3)
 
 
 @torch.no_grad()
-def loss_per_timestep(unet: torch.nn.Module, model_cfg: ModelConfig, images: np.ndarray,
-                      masks: np.ndarray, pathology: Sequence[str], device: Sequence[str | None],
-                      timesteps: Sequence[int], draws: int = 2, seed: int = 0,
-                      batch_size: int = 32) -> np.ndarray:
+def loss_per_timestep(
+    unet: torch.nn.Module,
+    model_cfg: ModelConfig,
+    images: np.ndarray,
+    masks: np.ndarray,
+    pathology: Sequence[str],
+    device: Sequence[str | None],
+    timesteps: Sequence[int],
+    draws: int = 2,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> np.ndarray:
     """Denoising loss of each image at each fixed timestep: [N, len(timesteps)].
 
     `common.model.diffusion_loss` draws random timesteps (right for training); an attack needs
@@ -65,17 +73,25 @@ def loss_per_timestep(unet: torch.nn.Module, model_cfg: ModelConfig, images: np.
                 x, m, noise = x_all[sl].to(dev), m_all[sl].to(dev), noise_all[sl].to(dev)
                 t = torch.full((len(x),), int(t_val), dtype=torch.long, device=dev)
                 noisy = scheduler.add_noise(x, noise, t)
-                pred = unet(torch.cat([noisy, m], dim=1), t,
-                            class_labels=labels_all[sl].to(dev)).sample
-                target = (scheduler.get_velocity(x, noise, t)
-                          if scheduler.config.prediction_type == "v_prediction" else noise)
-                loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+                pred = unet(
+                    torch.cat([noisy, m], dim=1), t, class_labels=labels_all[sl].to(dev)
+                ).sample
+                target = (
+                    scheduler.get_velocity(x, noise, t)
+                    if scheduler.config.prediction_type == "v_prediction"
+                    else noise
+                )
+                loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(
+                    dim=(1, 2, 3)
+                )
                 out[sl, j] += loss.cpu().numpy() / draws
     unet.train(was_training)
     return out
 
 
-def roc_curve(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def roc_curve(
+    member_scores: np.ndarray, nonmember_scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(fpr, tpr) over all thresholds, higher score = "member"; starts at (0,0), ends at (1,1)."""
     scores = np.concatenate([member_scores, nonmember_scores])
     truth = np.concatenate([np.ones(len(member_scores)), np.zeros(len(nonmember_scores))])
@@ -102,7 +118,8 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 def _attack_summary(members: np.ndarray, nonmembers: np.ndarray) -> dict:
     fpr, tpr = roc_curve(members, nonmembers)
     return {
-        "n_members": int(len(members)), "n_nonmembers": int(len(nonmembers)),
+        "n_members": int(len(members)),
+        "n_nonmembers": int(len(nonmembers)),
         "auc": auc(fpr, tpr),
         "tpr_at_fpr": {f"{f:g}": tpr_at_fpr(fpr, tpr, f) for f in REPORT_FPRS},
         "min_measurable_fpr": 1.0 / max(1, len(nonmembers)),
@@ -117,13 +134,22 @@ def _by_patient(scores: np.ndarray, records: Sequence[ImageRecord]) -> np.ndarra
     return np.array([np.mean(groups[p]) for p in sorted(groups)])
 
 
-def membership_attack(unet: torch.nn.Module, model_cfg: ModelConfig, store: Store,
-                      members: Sequence[ImageRecord], nonmembers: Sequence[ImageRecord],
-                      max_images: int = 400, draws: int = 2, seed: int = 0) -> dict:
+def membership_attack(
+    unet: torch.nn.Module,
+    model_cfg: ModelConfig,
+    store: Store,
+    members: Sequence[ImageRecord],
+    nonmembers: Sequence[ImageRecord],
+    max_images: int = 400,
+    draws: int = 2,
+    seed: int = 0,
+) -> dict:
     """Run the loss attack; returns the audit's MIA section (aggregates and the ROC only)."""
     if not members or not nonmembers:
-        return {"skipped": "needs training and holdout patients "
-                           f"(have {len(members)} member and {len(nonmembers)} non-member images)"}
+        return {
+            "skipped": "needs training and holdout patients "
+            f"(have {len(members)} member and {len(nonmembers)} non-member images)"
+        }
     rng = np.random.default_rng(seed)
 
     def pick(recs: Sequence[ImageRecord]) -> list[ImageRecord]:
@@ -137,18 +163,32 @@ def membership_attack(unet: torch.nn.Module, model_cfg: ModelConfig, store: Stor
     for recs in (members, nonmembers):
         images, masks = store.load_arrays(list(recs), model_cfg.image_size)
         devices = [r.device if r.device in model_cfg.devices else None for r in recs]
-        losses.append(loss_per_timestep(unet, model_cfg, images, masks,
-                                        [r.pathology for r in recs], devices, timesteps,
-                                        draws=draws, seed=seed))
+        losses.append(
+            loss_per_timestep(
+                unet,
+                model_cfg,
+                images,
+                masks,
+                [r.pathology for r in recs],
+                devices,
+                timesteps,
+                draws=draws,
+                seed=seed,
+            )
+        )
     score_m, score_n = -losses[0].mean(1), -losses[1].mean(1)
-    per_t = {str(t): _attack_summary(-losses[0][:, j], -losses[1][:, j])["auc"]
-             for j, t in enumerate(timesteps)}
+    per_t = {
+        str(t): _attack_summary(-losses[0][:, j], -losses[1][:, j])["auc"]
+        for j, t in enumerate(timesteps)
+    }
     return {
         "attack": "loss-based (negative mean denoising loss over fixed timesteps, "
-                  f"{draws} seeded noise draws each)",
+        f"{draws} seeded noise draws each)",
         "timesteps": timesteps,
         "nonmembers": "patient-disjoint holdout patients of the same site",
-        "patient_level": _attack_summary(_by_patient(score_m, members), _by_patient(score_n, nonmembers)),
+        "patient_level": _attack_summary(
+            _by_patient(score_m, members), _by_patient(score_n, nonmembers)
+        ),
         "image_level": _attack_summary(score_m, score_n),
         "auc_by_timestep": per_t,
     }

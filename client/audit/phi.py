@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -32,17 +32,30 @@ from common.store import PATHOLOGIES
 Box = tuple[int, int, int, int]
 
 SMALL_IMAGE = 256
-BRIGHT_LEVEL = 235      # grey level of burned-in strokes (B-mode tissue stays below)
-TOPHAT_KERNEL = 7       # wider than a stroke at 32-128 px
-TOPHAT_CONTRAST = 50    # a stroke stands this far above its surroundings
-MIN_GLYPHS = 4      # 3 bright specks in a row occur in speckle and calcifications
+BRIGHT_LEVEL = 235  # grey level of burned-in strokes (B-mode tissue stays below)
+TOPHAT_KERNEL = 7  # wider than a stroke at 32-128 px
+TOPHAT_CONTRAST = 50  # a stroke stands this far above its surroundings
+MIN_GLYPHS = 4  # 3 bright specks in a row occur in speckle and calcifications
 MIN_DENSITY = 0.15
 MIN_CONCENTRATION = 8.0  # a text line is this many times denser in strokes than the rest
 
 ALLOWED_FIELDS = {"file_name", "pathology", "birads", "device", "box"}
-ALLOWED_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"sRGB", b"pHYs", b"cHRM", b"sBIT"}
+ALLOWED_CHUNKS = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"gAMA",
+    b"sRGB",
+    b"pHYs",
+    b"cHRM",
+    b"sBIT",
+}
 PHI_PATTERNS = {
-    "date": re.compile(r"\b(19|20)\d\d[-/.]?[01]\d[-/.]?[0-3]\d\b|\b[0-3]?\d[/.][01]?\d[/.](19|20)?\d\d\b"),
+    "date": re.compile(
+        r"\b(19|20)\d\d[-/.]?[01]\d[-/.]?[0-3]\d\b|\b[0-3]?\d[/.][01]?\d[/.](19|20)?\d\d\b"
+    ),
     "long number (ID-like)": re.compile(r"\d{6,}"),
     "DICOM UID": re.compile(r"\b\d+(\.\d+){4,}\b"),
 }
@@ -50,7 +63,9 @@ PHI_PATTERNS = {
 
 def detect_text_small(image: np.ndarray) -> list[Box]:
     """Boxes of burned-in text in a small (32-255 px) grey image; see the module docstring."""
-    img = np.ascontiguousarray(image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8))
+    img = np.ascontiguousarray(
+        image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
+    )
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (TOPHAT_KERNEL, TOPHAT_KERNEL))
     tophat = cv2.morphologyEx(img, cv2.MORPH_TOPHAT, kernel)
     strokes = ((tophat >= TOPHAT_CONTRAST) & (img >= BRIGHT_LEVEL)).astype(np.uint8)
@@ -64,7 +79,7 @@ def detect_text_small(image: np.ndarray) -> list[Box]:
         x, y, w, h, _ = (int(v) for v in stats[i])
         if h < 3 or h > max(3, img.shape[0] // 3) or w < 1.5 * h:
             continue
-        sub = strokes[y:y + h, x:x + w]
+        sub = strokes[y : y + h, x : x + w]
         if sub.mean() < MIN_DENSITY:
             continue
         if cv2.connectedComponents(sub, connectivity=8)[0] - 1 < MIN_GLYPHS:
@@ -89,8 +104,8 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
         raise ValueError("not a PNG file")
     chunks, pos = [], 8
     while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunks.append((kind, data[pos + 8:pos + 8 + length]))
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunks.append((kind, data[pos + 8 : pos + 8 + length]))
         pos += 12 + length
         if kind == b"IEND":
             break
@@ -108,10 +123,14 @@ def scan_png(data: bytes) -> list[str]:
             text = payload.decode("latin-1", "replace")
         elif kind == b"zTXt":
             key, _, rest = payload.partition(b"\0")
-            text = key.decode("latin-1") + "=" + zlib.decompress(rest[1:]).decode("latin-1", "replace")
+            text = (
+                key.decode("latin-1") + "=" + zlib.decompress(rest[1:]).decode("latin-1", "replace")
+            )
         elif kind == b"iTXt":
             text = payload.decode("utf-8", "replace")
-        findings.append(f"PNG chunk {kind.decode('latin-1')}" + (f": {text[:40]!r}" if text else ""))
+        findings.append(
+            f"PNG chunk {kind.decode('latin-1')}" + (f": {text[:40]!r}" if text else "")
+        )
     return findings
 
 
@@ -131,7 +150,9 @@ def scan_rows(rows: Sequence[dict], devices: Iterable[str]) -> list[str]:
         if birads is not None and not (isinstance(birads, int) and 1 <= birads <= 6):
             findings.append(f"row {i}: birads {birads!r} is not 1-6 or null")
         box = row.get("box")
-        if box is not None and not (len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        if box is not None and not (
+            len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
+        ):
             findings.append(f"row {i}: box {box!r} is not four numbers or null")
         for key, value in row.items():
             if isinstance(value, str):
@@ -141,17 +162,23 @@ def scan_rows(rows: Sequence[dict], devices: Iterable[str]) -> list[str]:
     return findings
 
 
-def phi_scan(images: Sequence[np.ndarray], png_files: Sequence[bytes], rows: Sequence[dict],
-             devices: Iterable[str]) -> dict:
+def phi_scan(
+    images: Sequence[np.ndarray],
+    png_files: Sequence[bytes],
+    rows: Sequence[dict],
+    devices: Iterable[str],
+) -> dict:
     """The audit's PHI section. Per-image results go into `flagged_images` (indices of the
     candidate release, which are synthetic: no patient value)."""
     text_hits = [i for i, img in enumerate(images) if find_text(np.asarray(img))]
     file_findings = [f"image {i}: {f}" for i, data in enumerate(png_files) for f in scan_png(data)]
     row_findings = scan_rows(rows, devices)
     return {
-        "text_detector": ("client.deid.text (frames >= 256 px); small-image detector: "
-                          f"strokes >= {BRIGHT_LEVEL} grey, top-hat >= {TOPHAT_CONTRAST}, "
-                          f">= {MIN_GLYPHS} glyphs on a line"),
+        "text_detector": (
+            "client.deid.text (frames >= 256 px); small-image detector: "
+            f"strokes >= {BRIGHT_LEVEL} grey, top-hat >= {TOPHAT_CONTRAST}, "
+            f">= {MIN_GLYPHS} glyphs on a line"
+        ),
         "n_images": len(images),
         "images_with_text": len(text_hits),
         "flagged_images": text_hits,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -44,7 +44,7 @@ def image_grid(images: Sequence[np.ndarray], cols: int = 8, scale: int = 2) -> s
     grid = np.full((rows * (h + 2), cols * (w + 2)), 255, np.uint8)
     for k, img in enumerate(images):
         r, c = divmod(k, cols)
-        grid[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = img
+        grid[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = img
     return png_uri(np.kron(grid, np.ones((scale, scale), np.uint8)))
 
 
@@ -57,7 +57,9 @@ def distance_histograms(groups: dict[str, np.ndarray], threshold: float, metric:
     bins = np.linspace(min(lo, threshold), max(hi, threshold), 40)
     for (name, v), colour in zip(groups.items(), ("tab:blue", "tab:green", "tab:orange")):
         if len(v):
-            ax.hist(v, bins=bins, alpha=0.5, density=True, label=f"{name} (n={len(v)})", color=colour)
+            ax.hist(
+                v, bins=bins, alpha=0.5, density=True, label=f"{name} (n={len(v)})", color=colour
+            )
     ax.axvline(threshold, color="red", linestyle="--", label="copy threshold")
     ax.set_xlabel(f"{metric} to nearest training image")
     ax.set_ylabel("density")
@@ -65,8 +67,11 @@ def distance_histograms(groups: dict[str, np.ndarray], threshold: float, metric:
     return _data_uri(plt, fig)
 
 
-def roc_loglog(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-               epsilon: float | None, delta: float | None) -> str:
+def roc_loglog(
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    epsilon: float | None,
+    delta: float | None,
+) -> str:
     """Log-log ROC curves of the attack, the chance line and the DP ceiling."""
     plt, fig = _figure(4.6, 4.0)
     ax = fig.add_subplot(111)
@@ -74,8 +79,13 @@ def roc_loglog(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
     grid = np.logspace(-4, 0, 200)
     ax.plot(grid, grid, color="grey", linestyle=":", label="chance")
     if epsilon is not None and math.isfinite(epsilon):
-        ax.plot(grid, np.minimum(1.0, math.exp(epsilon) * grid + (delta or 0.0)), color="red",
-                linestyle="--", label=f"DP ceiling (eps={epsilon:.2f})")
+        ax.plot(
+            grid,
+            np.minimum(1.0, math.exp(epsilon) * grid + (delta or 0.0)),
+            color="red",
+            linestyle="--",
+            label=f"DP ceiling (eps={epsilon:.2f})",
+        )
     for name, (fpr, tpr) in curves.items():
         f, t = np.maximum(np.asarray(fpr), floor), np.maximum(np.asarray(tpr), floor)
         ax.step(f, t, where="post", label=name)

@@ -10,7 +10,7 @@ and FD is biased at small n, so the summary also gives a real-vs-real split-half
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import linalg
@@ -41,10 +41,14 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     eye = np.eye(len(cov_a)) * 1e-6  # keeps sqrtm stable when n < dimensions
     covmean = linalg.sqrtm((cov_a + eye) @ (cov_b + eye))
     covmean = np.real(covmean)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+    return float(
+        ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean)
+    )
 
 
-def utility_summary(synthetic: np.ndarray, rows: Sequence[dict], real: np.ndarray, seed: int = 0) -> dict:
+def utility_summary(
+    synthetic: np.ndarray, rows: Sequence[dict], real: np.ndarray, seed: int = 0
+) -> dict:
     """Class and device counts, FD to the site's real images, and a split-half real baseline.
 
     `synthetic`, `real`: uint8 [N,H,W] at one size.
@@ -62,10 +66,12 @@ def utility_summary(synthetic: np.ndarray, rows: Sequence[dict], real: np.ndarra
     f_syn, f_real = extract(synthetic).astype(np.float64), extract(real).astype(np.float64)
     perm = np.random.default_rng(seed).permutation(len(real))
     half = len(real) // 2
-    out.update({
-        "fd_metric": name,
-        "fd": frechet_distance(f_syn, f_real),
-        "fd_real_split_half": frechet_distance(f_real[perm[:half]], f_real[perm[half:]]),
-        "fd_n": {"synthetic": int(len(synthetic)), "real": int(len(real))},
-    })
+    out.update(
+        {
+            "fd_metric": name,
+            "fd": frechet_distance(f_syn, f_real),
+            "fd_real_split_half": frechet_distance(f_real[perm[:half]], f_real[perm[half:]]),
+            "fd_n": {"synthetic": int(len(synthetic)), "real": int(len(real))},
+        }
+    )
     return out

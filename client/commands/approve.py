@@ -8,18 +8,37 @@ from common.cli import echo_json
 
 
 @click.command("approve")
-@click.option("--workdir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Site work directory.")
+@click.option(
+    "--workdir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Site work directory.",
+)
 @click.argument("app_hash", required=False)
 @click.option("--note", default="", help="Why / after which review (kept in the site log).")
-@click.option("--revoke", "revoke_hash", metavar="HASH", default=None,
-              help="Withdraw the approval of HASH; its jobs are refused from now on.")
+@click.option(
+    "--revoke",
+    "revoke_hash",
+    metavar="HASH",
+    default=None,
+    help="Withdraw the approval of HASH; its jobs are refused from now on.",
+)
 @click.option("--list", "list_", is_flag=True, help="List approved and revoked app hashes.")
-@click.option("--show-installed", is_flag=True,
-              help="Print the app hash of the busgen-fed version installed here and exit.")
+@click.option(
+    "--show-installed",
+    is_flag=True,
+    help="Print the app hash of the busgen-fed version installed here and exit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def approve_cmd(workdir: Path, app_hash: str | None, note: str, revoke_hash: str | None,
-                list_: bool, show_installed: bool, as_json: bool) -> None:
+def approve_cmd(
+    workdir: Path,
+    app_hash: str | None,
+    note: str,
+    revoke_hash: str | None,
+    list_: bool,
+    show_installed: bool,
+    as_json: bool,
+) -> None:
     """Approve APP_HASH: jobs of that busgen-fed version may then train on this site's data.
 
     Compare the hash with the one the coordinator announced and with
@@ -31,7 +50,9 @@ def approve_cmd(workdir: Path, app_hash: str | None, note: str, revoke_hash: str
     site = SiteDir(workdir)
     chosen = sum([bool(app_hash), bool(revoke_hash), list_, show_installed])
     if chosen != 1:
-        raise click.UsageError("give exactly one of APP_HASH, --revoke HASH, --list, --show-installed")
+        raise click.UsageError(
+            "give exactly one of APP_HASH, --revoke HASH, --list, --show-installed"
+        )
     if show_installed:
         value = installed_app_hash()
         if as_json:

@@ -10,12 +10,25 @@ from common.cli import echo_json
 
 
 @click.command("budget")
-@click.option("--workdir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Site work directory.")
-@click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True,
-              help="Accountant that composes the whole ledger.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Every entry's sampling rate, noise multiplier and steps, with the total.")
+@click.option(
+    "--workdir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Site work directory.",
+)
+@click.option(
+    "--accountant",
+    type=click.Choice(["prv", "rdp"]),
+    default="prv",
+    show_default=True,
+    help="Accountant that composes the whole ledger.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Every entry's sampling rate, noise multiplier and steps, with the total.",
+)
 def budget(workdir: Path, accountant: str, as_json: bool) -> None:
     """Show the privacy ledger (verified hash chain) and the remaining budget.
 
@@ -35,23 +48,43 @@ def budget(workdir: Path, accountant: str, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("seq", "time", "job", "round", "sample rate", "noise mult.", "steps", "delta",
-                  title=f"privacy ledger {site.ledger} (unit: patient)")
+    table = Table(
+        "seq",
+        "time",
+        "job",
+        "round",
+        "sample rate",
+        "noise mult.",
+        "steps",
+        "delta",
+        title=f"privacy ledger {site.ledger} (unit: patient)",
+    )
     for e in summary["entries"]:
-        table.add_row(str(e["seq"]), e["time"], e["job_id"], str(e["round"]),
-                      f"{e['sample_rate']:.4f}", f"{e['noise_multiplier']:.3f}", str(e["steps"]),
-                      f"{e['delta']:.1e}")
+        table.add_row(
+            str(e["seq"]),
+            e["time"],
+            e["job_id"],
+            str(e["round"]),
+            f"{e['sample_rate']:.4f}",
+            f"{e['noise_multiplier']:.3f}",
+            str(e["steps"]),
+            f"{e['delta']:.1e}",
+        )
     console = Console()
     console.print(table)
     delta = summary["delta"]
-    console.print(f"total: epsilon {summary['total_epsilon']:.3f} at delta "
-                  f"{delta if delta is None else f'{delta:.1e}'} ({accountant}), "
-                  f"{summary['total_steps']} steps")
+    console.print(
+        f"total: epsilon {summary['total_epsilon']:.3f} at delta "
+        f"{delta if delta is None else f'{delta:.1e}'} ({accountant}), "
+        f"{summary['total_steps']} steps"
+    )
     if policy is not None:
-        console.print(f"policy: total epsilon cap {policy.max_epsilon_total:g}, per job "
-                      f"{policy.max_epsilon_per_job:g}; headroom "
-                      f"{summary['remaining_epsilon_total']:.3f} (the accountant composes jobs, "
-                      "so a new job usually adds less than its own epsilon)")
+        console.print(
+            f"policy: total epsilon cap {policy.max_epsilon_total:g}, per job "
+            f"{policy.max_epsilon_per_job:g}; headroom "
+            f"{summary['remaining_epsilon_total']:.3f} (the accountant composes jobs, "
+            "so a new job usually adds less than its own epsilon)"
+        )
 
 
 commands = [budget]

@@ -22,8 +22,9 @@ def init_cmd(site_id: str, workdir: Path, as_json: bool) -> None:
         return
     for item, what in done.items():
         click.echo(f"{what:8s} {item}")
-    click.echo(f"Send {SiteDir(workdir).node_public_key} to the coordinator "
-               "(busgen-server register-site).")
+    click.echo(
+        f"Send {SiteDir(workdir).node_public_key} to the coordinator (busgen-server register-site)."
+    )
 
 
 commands = [init_cmd]

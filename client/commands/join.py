@@ -11,15 +11,31 @@ from common.errors import FederationError
 
 @click.command("join")
 @click.option("--superlink", required=True, help="HOST:PORT of the consortium's fleet endpoint.")
-@click.option("--ca", "ca_cert", required=True, type=click.Path(exists=True, path_type=Path),
-              help="The consortium CA certificate (ca.pem).")
+@click.option(
+    "--ca",
+    "ca_cert",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The consortium CA certificate (ca.pem).",
+)
 @click.option("--workdir", required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--base", "base_dir", type=click.Path(exists=True, path_type=Path), default=None,
-              help="The site's copy of the base model (default: WORKDIR/base).")
-@click.option("--runtime-port", default=9094, show_default=True, type=int,
-              help="Local (127.0.0.1) port of the SuperNode's runtime API.")
-def join_cmd(superlink: str, ca_cert: Path, workdir: Path, base_dir: Path | None,
-             runtime_port: int) -> None:
+@click.option(
+    "--base",
+    "base_dir",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The site's copy of the base model (default: WORKDIR/base).",
+)
+@click.option(
+    "--runtime-port",
+    default=9094,
+    show_default=True,
+    type=int,
+    help="Local (127.0.0.1) port of the SuperNode's runtime API.",
+)
+def join_cmd(
+    superlink: str, ca_cert: Path, workdir: Path, base_dir: Path | None, runtime_port: int
+) -> None:
     """Connect to the consortium and serve training rounds."""
     from client.supernode import start_supernode
     from common.processes import stop
@@ -36,9 +52,11 @@ def join_cmd(superlink: str, ca_cert: Path, workdir: Path, base_dir: Path | None
     finally:
         stop([node])
     if not stopping and node.proc.returncode not in (0, None, -15):
-        raise FederationError(f"SuperNode exited with code {node.proc.returncode} (refused "
-                              f"by the SuperLink? key not registered?); see {node.log_path}:\n"
-                              f"{node.log_tail(5)}")
+        raise FederationError(
+            f"SuperNode exited with code {node.proc.returncode} (refused "
+            f"by the SuperLink? key not registered?); see {node.log_path}:\n"
+            f"{node.log_tail(5)}"
+        )
 
 
 commands = [join_cmd]

@@ -7,19 +7,29 @@ datasets (ingest uses it through `deidentify_tree`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from client.deid.header import MalformedInput
 from client.deid.keys import Pseudonymizer, load_secret
-from client.deid.pipeline import DeidResult, Deidentifier, TreeResult, deidentify_tree
+from client.deid.pipeline import Deidentifier, DeidResult, TreeResult, deidentify_tree
 from client.deid.report import build_report, write_report
 from client.deid.text import detect_text
 from common.chainlog import ChainLog
 from common.errors import DeidError
 
-__all__ = ["DeidResult", "Deidentifier", "MalformedInput", "Pseudonymizer", "TreeResult",
-           "deidentify_tree", "detect_text", "load_secret", "run_deid", "write_private_log"]
+__all__ = [
+    "DeidResult",
+    "Deidentifier",
+    "MalformedInput",
+    "Pseudonymizer",
+    "TreeResult",
+    "deidentify_tree",
+    "detect_text",
+    "load_secret",
+    "run_deid",
+    "write_private_log",
+]
 
 
 def write_private_log(path: Path, tree: TreeResult, **fields) -> None:
@@ -27,9 +37,13 @@ def write_private_log(path: Path, tree: TreeResult, **fields) -> None:
     ChainLog(Path(path)).append("deid-run", links=tree.private_links, **fields)
 
 
-def run_deid(input_dir: Path, output_dir: Path, secret_file: Path,
-             private_log: Path | None = None,
-             progress: Callable[[int, int], None] | None = None) -> dict:
+def run_deid(
+    input_dir: Path,
+    output_dir: Path,
+    secret_file: Path,
+    private_log: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """De-identify a PACS export folder into output_dir; returns the (PHI-free) report."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
@@ -37,8 +51,10 @@ def run_deid(input_dir: Path, output_dir: Path, secret_file: Path,
     if output_dir.resolve() == input_dir.resolve():
         raise DeidError(f"{output_dir}: output folder must differ from the input folder")
     if private_log is not None and output_dir.resolve() in Path(private_log).resolve().parents:
-        raise DeidError(f"{private_log}: the private log must not be inside the output folder "
-                        "(everything there may leave the site)")
+        raise DeidError(
+            f"{private_log}: the private log must not be inside the output folder "
+            "(everything there may leave the site)"
+        )
     secret = load_secret(secret_file)
     output_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

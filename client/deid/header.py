@@ -67,8 +67,10 @@ def check_vrs(ds: Dataset, where: str = "") -> None:
         except KeyError:
             continue
         if file_vr and file_vr != "UN" and file_vr not in expected.replace(" or ", " ").split():
-            raise MalformedInput("wrong VR for a standard attribute",
-                                 f"{where}{keyword_for_tag(tag) or tag}: VR {file_vr}, expected {expected}")
+            raise MalformedInput(
+                "wrong VR for a standard attribute",
+                f"{where}{keyword_for_tag(tag) or tag}: VR {file_vr}, expected {expected}",
+            )
 
 
 def clean_dataset(src: Dataset, ctx: HeaderContext) -> Dataset:

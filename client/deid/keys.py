@@ -25,12 +25,15 @@ def load_secret(path: Path) -> bytes:
     """Read a site secret file; refuse a missing or short one (a weak key makes pseudonyms guessable)."""
     path = Path(path)
     if not path.is_file():
-        raise DeidError(f"{path}: site secret not found; run `busgen-site init` to create one "
-                        "(or pass --secret-file)")
+        raise DeidError(
+            f"{path}: site secret not found; run `busgen-site init` to create one "
+            "(or pass --secret-file)"
+        )
     secret = path.read_bytes().strip()
     if len(secret) < MIN_SECRET_BYTES:
-        raise DeidError(f"{path}: site secret is {len(secret)} bytes; at least "
-                        f"{MIN_SECRET_BYTES} are needed")
+        raise DeidError(
+            f"{path}: site secret is {len(secret)} bytes; at least {MIN_SECRET_BYTES} are needed"
+        )
     return secret
 
 
@@ -44,8 +47,9 @@ class Pseudonymizer:
 
     def digest(self, kind: str, value: str) -> bytes:
         """HMAC of one original value; `kind` separates domains (a patient id never collides with a UID)."""
-        return hmac.new(self._secret, f"{kind}\x00{value}".encode("utf-8", "surrogateescape"),
-                        hashlib.sha256).digest()
+        return hmac.new(
+            self._secret, f"{kind}\x00{value}".encode("utf-8", "surrogateescape"), hashlib.sha256
+        ).digest()
 
     def opaque(self, kind: str, value: str, length: int = 16) -> str:
         """A short base32 name, safe in file names and DICOM LO/SH values."""

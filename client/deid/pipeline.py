@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -25,7 +25,6 @@ from client.deid.header import HeaderContext, MalformedInput, check_vrs, clean_d
 from client.deid.keys import Pseudonymizer
 from client.deid.pixels import CleanPixels, clean_pixels, write_pixels
 from client.deid.profile import METHOD_CODES, PROFILE_NAME
-
 
 IMPLEMENTATION_CLASS_UID = "2.25.208154839263712419486312546512003477921"
 IMPLEMENTATION_VERSION = "BUSGEN_FED_1"
@@ -53,11 +52,17 @@ class DeidResult:
     def summary(self) -> dict:
         """PHI-free facts about this output, for the report."""
         px = self.pixels
-        return {"output": self.relative_path, "patient": self.patient,
-                "frames": int(px.frames.shape[0]), "rows": int(px.frames.shape[1]),
-                "columns": int(px.frames.shape[2]), "photometric": px.photometric,
-                "regions": len(px.regions), "text_boxes_blanked": px.text_boxes,
-                "lossy_source": px.lossy_source}
+        return {
+            "output": self.relative_path,
+            "patient": self.patient,
+            "frames": int(px.frames.shape[0]),
+            "rows": int(px.frames.shape[1]),
+            "columns": int(px.frames.shape[2]),
+            "photometric": px.photometric,
+            "regions": len(px.regions),
+            "text_boxes_blanked": px.text_boxes,
+            "lossy_source": px.lossy_source,
+        }
 
 
 def write_output(path: Path, data: bytes) -> None:
@@ -113,11 +118,19 @@ class Deidentifier:
             raise MalformedInput("burned-in annotation declared but not located; review manually")
         write_pixels(out, pixels, multi_frame="NumberOfFrames" in src)
         self._record(out)
-        original = {"accession": str(src.get("AccessionNumber", "") or "").strip(),
-                    "sop_instance_uid": str(src.SOPInstanceUID),
-                    "study_instance_uid": str(src.StudyInstanceUID)}
-        return DeidResult(out, pixels, ctx.patient_pseudonym, str(out.StudyInstanceUID),
-                          str(out.SOPInstanceUID), original)
+        original = {
+            "accession": str(src.get("AccessionNumber", "") or "").strip(),
+            "sop_instance_uid": str(src.SOPInstanceUID),
+            "study_instance_uid": str(src.StudyInstanceUID),
+        }
+        return DeidResult(
+            out,
+            pixels,
+            ctx.patient_pseudonym,
+            str(out.StudyInstanceUID),
+            str(out.SOPInstanceUID),
+            original,
+        )
 
     @staticmethod
     def _record(out: Dataset) -> None:
@@ -164,7 +177,9 @@ def iter_inputs(input_dir: Path, exclude: Path | None = None) -> Iterator[Path]:
     exclude = exclude.resolve() if exclude else None
     for root, dirs, files in os.walk(input_dir):
         root_path = Path(root)
-        if exclude is not None and (root_path.resolve() == exclude or exclude in root_path.resolve().parents):
+        if exclude is not None and (
+            root_path.resolve() == exclude or exclude in root_path.resolve().parents
+        ):
             dirs[:] = []
             continue
         dirs.sort()
@@ -183,9 +198,13 @@ class TreeResult:
     private_links: list[dict] = field(default_factory=list)
 
 
-def deidentify_tree(input_dir: Path, output_dir: Path | None, secret: bytes,
-                    on_result: Callable[[Path, DeidResult], None] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> TreeResult:
+def deidentify_tree(
+    input_dir: Path,
+    output_dir: Path | None,
+    secret: bytes,
+    on_result: Callable[[Path, DeidResult], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TreeResult:
     """De-identify every file under input_dir; write outputs when output_dir is given.
 
     `on_result` lets ingest join labels with each result while the original identifiers are
@@ -207,12 +226,19 @@ def deidentify_tree(input_dir: Path, output_dir: Path | None, secret: bytes,
                 on_result(path, result)
         except MalformedInput as exc:
             tree.quarantined.append({"input": opaque, "reason": exc.reason})
-            tree.private_links.append({"input_path": str(path), "input": opaque,
-                                       "quarantined": exc.reason, "detail": exc.detail})
+            tree.private_links.append(
+                {
+                    "input_path": str(path),
+                    "input": opaque,
+                    "quarantined": exc.reason,
+                    "detail": exc.detail,
+                }
+            )
         else:
             tree.outputs.append({"input": opaque, **result.summary()})
-            tree.private_links.append({"input_path": str(path), "input": opaque,
-                                       "output": result.relative_path})
+            tree.private_links.append(
+                {"input_path": str(path), "input": opaque, "output": result.relative_path}
+            )
             result.original = {}  # original identifiers are no longer needed
             result.pixels.frames = result.pixels.frames[:0]  # free memory; summary is kept
         if progress is not None:

@@ -25,11 +25,11 @@ MIN_REGION_FRACTION = 0.05
 class CleanPixels:
     """Decoded, cleaned frames and what was done to them (for the report)."""
 
-    frames: np.ndarray                 # [F, H, W] or [F, H, W, 3]
-    photometric: str                   # MONOCHROME1, MONOCHROME2 or RGB
+    frames: np.ndarray  # [F, H, W] or [F, H, W, 3]
+    photometric: str  # MONOCHROME1, MONOCHROME2 or RGB
     bits_stored: int
-    regions: list[Box] = field(default_factory=list)   # half-open (x0, y0, x1, y1)
-    text_boxes: int = 0                # total over frames
+    regions: list[Box] = field(default_factory=list)  # half-open (x0, y0, x1, y1)
+    text_boxes: int = 0  # total over frames
     text_boxes_by_frame: list[list[Box]] = field(default_factory=list)
     lossy_source: bool = False
 
@@ -47,9 +47,14 @@ def decode_frames(ds: Dataset) -> tuple[np.ndarray, str, bool]:
     if "PixelData" not in ds:
         raise MalformedInput("no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    lossy = ds.file_meta.TransferSyntaxUID.is_compressed and (
-        "JPEG" in ds.file_meta.TransferSyntaxUID.name and "Lossless" not in
-        ds.file_meta.TransferSyntaxUID.name) or str(ds.get("LossyImageCompression", "")) == "01"
+    lossy = (
+        ds.file_meta.TransferSyntaxUID.is_compressed
+        and (
+            "JPEG" in ds.file_meta.TransferSyntaxUID.name
+            and "Lossless" not in ds.file_meta.TransferSyntaxUID.name
+        )
+        or str(ds.get("LossyImageCompression", "")) == "01"
+    )
     try:
         arr = ds.pixel_array
     except Exception as exc:  # truncated, wrong length, undecodable codestream, missing plugin
@@ -57,7 +62,7 @@ def decode_frames(ds: Dataset) -> tuple[np.ndarray, str, bool]:
     samples = int(ds.get("SamplesPerPixel", 1))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if samples == 3:
-        out_photometric = "RGB"   # pydicom converts YBR_* to RGB when decoding
+        out_photometric = "RGB"  # pydicom converts YBR_* to RGB when decoding
     elif photometric in ("MONOCHROME1", "MONOCHROME2"):
         out_photometric = photometric
     elif photometric == "PALETTE COLOR":
@@ -102,8 +107,9 @@ def clean_pixels(ds: Dataset, detect: bool = True) -> CleanPixels:
     height, width = frames.shape[1], frames.shape[2]
     blank = (1 << bits) - 1 if photometric == "MONOCHROME1" else 0
     regions = ultrasound_regions(ds, width, height)
-    result = CleanPixels(frames, photometric, bits if photometric != "RGB" else 8, regions,
-                         lossy_source=lossy)
+    result = CleanPixels(
+        frames, photometric, bits if photometric != "RGB" else 8, regions, lossy_source=lossy
+    )
     if regions:
         kept = np.full_like(frames, blank)
         for x0, y0, x1, y1 in regions:

@@ -45,8 +45,8 @@ METHOD_CODES = (
 
 TABLE: dict[str, str] = {
     # --- SOP common, identity of the object --------------------------------------------------
-    "SpecificCharacterSet": "PIX",        # we write ISO_IR 100 for the text we keep
-    "SOPClassUID": "K",                   # what the object is; validated against the registry
+    "SpecificCharacterSet": "PIX",  # we write ISO_IR 100 for the text we keep
+    "SOPClassUID": "K",  # what the object is; validated against the registry
     "SOPInstanceUID": "U",
     "StudyInstanceUID": "U",
     "SeriesInstanceUID": "U",
@@ -151,7 +151,8 @@ TABLE: dict[str, str] = {
 
 # Controlled vocabulary for "V" attributes: words that describe an ultrasound image and cannot
 # identify anyone. Anything else in a descriptor (names, ids, free text) is dropped word by word.
-VOCABULARY = frozenset("""
+VOCABULARY = frozenset(
+    """
 US OT SC ORIGINAL DERIVED PRIMARY SECONDARY INVALID DIGITIZED SYNTHETIC WSD DV DI DF DRW
 BREAST BREASTS CHEST AXILLA AXILLARY THORAX
 LEFT RIGHT BILATERAL L R B U LT RT
@@ -161,6 +162,7 @@ LESION MASS CYST NODULE TARGETED WHOLE SURVEY BASELINE TRANSVERSE SAGITTAL RADIA
 OBLIQUE LONGITUDINAL AXIAL CORONAL QUADRANT UPPER LOWER INNER OUTER RETROAREOLAR SUBAREOLAR
 FOR PRESENTATION PROCESSING ISO_10918_1 ISO_14495_1 ISO_15444_1 ISO_10918 01 00
 LINEAR CURVED PHASED SECTOR ANNULAR
-""".split())
+""".split()
+)
 
 DATE_ACTIONS = {"S"}

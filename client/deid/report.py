@@ -69,7 +69,8 @@ def _chart(report: dict) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-_TEMPLATE = jinja2.Template("""<!doctype html>
+_TEMPLATE = jinja2.Template(
+    """<!doctype html>
 <html><head><meta charset="utf-8"><title>De-identification report</title>
 <style>body{font-family:sans-serif;max-width:60em;margin:2em auto}
 td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:90%}</style></head><body>
@@ -89,7 +90,9 @@ td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:90%}</style></head>
 {% for o in r.outputs %}<tr><td>{{ o.input }}</td><td>{{ o.output }}</td><td>{{ o.frames }}</td>
 <td>{{ o.columns }}x{{ o.rows }} {{ o.photometric }}</td><td>{{ o.regions }}</td><td>{{ o.text_boxes_blanked }}</td></tr>
 {% endfor %}</table></body></html>
-""", autoescape=True)
+""",
+    autoescape=True,
+)
 
 
 def write_report(output_dir: Path, report: dict) -> tuple[Path, Path]:

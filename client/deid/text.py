@@ -29,21 +29,21 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class TextDetectorParams:
-    stroke_kernel: int = 15        # top-hat window: wider than any stroke, narrower than a word
-    min_contrast: int = 60         # grey levels a stroke stands above its surroundings
-    dark_level: int = 16           # a box is "on a blank field" when this share of its ...
-    dark_fraction: float = 0.75    # ... non-stroke pixels is at or below this grey level
-    bright_floor: int = 200        # over tissue, strokes must be at least this bright ...
+    stroke_kernel: int = 15  # top-hat window: wider than any stroke, narrower than a word
+    min_contrast: int = 60  # grey levels a stroke stands above its surroundings
+    dark_level: int = 16  # a box is "on a blank field" when this share of its ...
+    dark_fraction: float = 0.75  # ... non-stroke pixels is at or below this grey level
+    bright_floor: int = 200  # over tissue, strokes must be at least this bright ...
     bright_percentile: float = 99.8
-    bright_margin: int = 8         # ... and above that percentile of the frame by this much
-    min_height: int = 5            # smallest glyph height we look for (pixels)
-    max_height: int = 90           # tallest line of text (pixels)
-    join_width: int = 11           # horizontal gap bridged between characters
-    min_density: float = 0.08      # stroke pixels / box area of a word on a blank field
-    tissue_glyphs: int = 2         # separate bright glyphs a word over tissue must show
-    tissue_density: float = 0.05   # bright stroke pixels / box area of a word over tissue
-    margin: int = 4                # padding around each blanked box on a blank field
-    tissue_margin: int = 2         # ... and over tissue (the strokes were found at full contrast)
+    bright_margin: int = 8  # ... and above that percentile of the frame by this much
+    min_height: int = 5  # smallest glyph height we look for (pixels)
+    max_height: int = 90  # tallest line of text (pixels)
+    join_width: int = 11  # horizontal gap bridged between characters
+    min_density: float = 0.08  # stroke pixels / box area of a word on a blank field
+    tissue_glyphs: int = 2  # separate bright glyphs a word over tissue must show
+    tissue_density: float = 0.05  # bright stroke pixels / box area of a word over tissue
+    margin: int = 4  # padding around each blanked box on a blank field
+    tissue_margin: int = 2  # ... and over tissue (the strokes were found at full contrast)
 
 
 def to_gray8(frame: np.ndarray) -> np.ndarray:
@@ -88,14 +88,17 @@ def detect_text(frame: np.ndarray, params: TextDetectorParams | None = None) -> 
     strokes = ((white >= p.min_contrast) | (black >= p.min_contrast + 40)).astype(np.uint8)
     if not strokes.any():
         return []
-    found: list[tuple[int, int, int, int, int]] = []   # x, y, w, h, margin
+    found: list[tuple[int, int, int, int, int]] = []  # x, y, w, h, margin
     # 1. Text on an empty field (banner, annotation outside the sector): any sharp structure of
     #    glyph size whose surroundings are blank.
     for x, y, w, h in _lines(strokes, p):
-        sub = strokes[y:y + h, x:x + w].astype(bool)
-        background = gray[y:y + h, x:x + w][~sub]
-        if sub.mean() >= p.min_density and _wordlike(sub, w, h) and (
-                background.size == 0 or np.mean(background <= p.dark_level) >= p.dark_fraction):
+        sub = strokes[y : y + h, x : x + w].astype(bool)
+        background = gray[y : y + h, x : x + w][~sub]
+        if (
+            sub.mean() >= p.min_density
+            and _wordlike(sub, w, h)
+            and (background.size == 0 or np.mean(background <= p.dark_level) >= p.dark_fraction)
+        ):
             found.append((x, y, w, h, p.margin))
     # 2. Text over tissue: only strokes brighter than (nearly) all of the echo texture count, so
     #    speckle does not merge with the glyphs; a word then shows several separate glyphs.
@@ -103,12 +106,14 @@ def detect_text(frame: np.ndarray, params: TextDetectorParams | None = None) -> 
     bright = (strokes.astype(bool) & (gray >= min(level, 250))).astype(np.uint8)
     if bright.any():
         for x, y, w, h in _lines(bright, p):
-            sub = bright[y:y + h, x:x + w]
+            sub = bright[y : y + h, x : x + w]
             if sub.mean() >= p.tissue_density and _wordlike(sub, w, h, p.tissue_glyphs):
                 found.append((x, y, w, h, p.tissue_margin))
     h_img, w_img = gray.shape
-    return [(max(0, x - m), max(0, y - m), min(w_img, x + w + m), min(h_img, y + h + m))
-            for x, y, w, h, m in found]
+    return [
+        (max(0, x - m), max(0, y - m), min(w_img, x + w + m), min(h_img, y + h + m))
+        for x, y, w, h, m in found
+    ]
 
 
 def blank_boxes(frame: np.ndarray, boxes: list[Box], value: int = 0) -> None:

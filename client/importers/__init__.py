@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from client.importers import breast, bus_bra, bus_uclm, busi
 from client.importers.common import Item, Skip
@@ -20,8 +20,12 @@ from common.chainlog import ChainLog
 from common.errors import DataError
 from common.store import ImageRecord, Store
 
-FORMATS: dict[str, Callable] = {"busi": busi.read, "bus-bra": bus_bra.read,
-                                "breast": breast.read, "bus-uclm": bus_uclm.read}
+FORMATS: dict[str, Callable] = {
+    "busi": busi.read,
+    "bus-bra": bus_bra.read,
+    "breast": breast.read,
+    "bus-uclm": bus_uclm.read,
+}
 
 
 def import_dataset(fmt: str, dataset_dir: Path, site: SiteDir) -> dict:
@@ -42,15 +46,32 @@ def import_dataset(fmt: str, dataset_dir: Path, site: SiteDir) -> dict:
             already += 1
             continue
         height, width = entry.image.shape
-        store.add(ImageRecord(image_id=image_id, patient=f"{fmt}:{entry.patient}",
-                              pathology=entry.pathology, device=entry.device, width=width,
-                              height=height, boxes=entry.boxes, birads=entry.birads,
-                              source=fmt, extra={"file": entry.name}), entry.image)
+        store.add(
+            ImageRecord(
+                image_id=image_id,
+                patient=f"{fmt}:{entry.patient}",
+                pathology=entry.pathology,
+                device=entry.device,
+                width=width,
+                height=height,
+                boxes=entry.boxes,
+                birads=entry.birads,
+                source=fmt,
+                extra={"file": entry.name},
+            ),
+            entry.image,
+        )
         imported[entry.pathology] += 1
-    summary = {"format": fmt, "imported": dict(imported), "already_in_store": already,
-               "skipped": skipped, "store_total": len(store)}
-    ChainLog(site.log).append("import", format=fmt, imported=dict(imported),
-                              skipped=len(skipped), store_total=len(store))
+    summary = {
+        "format": fmt,
+        "imported": dict(imported),
+        "already_in_store": already,
+        "skipped": skipped,
+        "store_total": len(store),
+    }
+    ChainLog(site.log).append(
+        "import", format=fmt, imported=dict(imported), skipped=len(skipped), store_total=len(store)
+    )
     return summary
 
 

@@ -7,8 +7,8 @@ Classification. One image per patient (CaseID).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -35,8 +35,14 @@ def _rows(dataset_dir: Path) -> list[dict]:
 
 def read(dataset_dir: Path) -> Iterator[Item | Skip]:
     dataset_dir = Path(dataset_dir)
-    images = next((p for p in [dataset_dir / IMAGE_DIR, dataset_dir] if p.is_dir()
-                   and any(p.glob("case*.png"))), None)
+    images = next(
+        (
+            p
+            for p in [dataset_dir / IMAGE_DIR, dataset_dir]
+            if p.is_dir() and any(p.glob("case*.png"))
+        ),
+        None,
+    )
     if images is None:
         raise DataError(f"{dataset_dir}: no {IMAGE_DIR}/ with case*.png images")
     for row in _rows(dataset_dir):
@@ -49,7 +55,9 @@ def read(dataset_dir: Path) -> Iterator[Item | Skip]:
         if image is None:
             yield Skip(name, "image file missing or unreadable")
             continue
-        mask_names = [m.strip() for m in str(row.get("Mask_tumor_filename") or "").split("&") if m.strip()]
+        mask_names = [
+            m.strip() for m in str(row.get("Mask_tumor_filename") or "").split("&") if m.strip()
+        ]
         masks = [read_gray(images / m) for m in mask_names]
         masks = [m for m in masks if m is not None and m.shape == image.shape]
         if pathology != "normal" and not masks:
@@ -57,5 +65,6 @@ def read(dataset_dir: Path) -> Iterator[Item | Skip]:
             continue
         boxes = mask_boxes(np.maximum.reduce(masks)) if masks else ()
         case = str(row.get("CaseID") or name)
-        yield Item(name, case, pathology, image, boxes, birads_number(row.get("BIRADS")),
-                   "BrEaST (mixed)")
+        yield Item(
+            name, case, pathology, image, boxes, birads_number(row.get("BIRADS")), "BrEaST (mixed)"
+        )

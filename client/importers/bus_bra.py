@@ -8,8 +8,8 @@ Case, as the dataset's own cross-validation folds are.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from client.importers.common import Item, Skip, birads_number, mask_boxes, read_gray
 from common.errors import DataError
@@ -43,5 +43,12 @@ def read(dataset_dir: Path) -> Iterator[Item | Skip]:
             yield Skip(ident, "mask missing or of another size")
             continue
         case = (row.get("Case") or ident).strip()
-        yield Item(ident, case, pathology, image, mask_boxes(mask), birads_number(row.get("BIRADS")),
-                   (row.get("Device") or "unknown").strip())
+        yield Item(
+            ident,
+            case,
+            pathology,
+            image,
+            mask_boxes(mask),
+            birads_number(row.get("BIRADS")),
+            (row.get("Device") or "unknown").strip(),
+        )

@@ -7,8 +7,8 @@ File names start with a patient code (`ALWI_000.png`), which groups a patient's 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 

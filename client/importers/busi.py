@@ -7,8 +7,8 @@ lesions, OR-merged. The dataset has no patient ids, so each image is its own pat
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -24,8 +24,10 @@ def _root(dataset_dir: Path) -> Path:
     for cand in (dataset_dir, dataset_dir / "Dataset_BUSI_with_GT"):
         if any((cand / c).is_dir() for c in CLASSES):
             return cand
-    raise DataError(f"{dataset_dir}: not a BUSI folder (expected benign/, malignant/, normal/ "
-                    "or Dataset_BUSI_with_GT/)")
+    raise DataError(
+        f"{dataset_dir}: not a BUSI folder (expected benign/, malignant/, normal/ "
+        "or Dataset_BUSI_with_GT/)"
+    )
 
 
 def read(dataset_dir: Path) -> Iterator[Item | Skip]:
@@ -42,7 +44,9 @@ def read(dataset_dir: Path) -> Iterator[Item | Skip]:
             if image is None:
                 yield Skip(name, "unreadable image")
                 continue
-            masks = [read_gray(m) for m in sorted(folder.glob(f"{_glob_escape(path.stem)}_mask*.png"))]
+            masks = [
+                read_gray(m) for m in sorted(folder.glob(f"{_glob_escape(path.stem)}_mask*.png"))
+            ]
             masks = [m for m in masks if m is not None and m.shape == image.shape]
             if pathology != "normal" and not masks:
                 yield Skip(name, "no readable mask of the image's size")

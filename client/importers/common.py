@@ -14,10 +14,10 @@ MIN_BLOB_FRACTION = 0.0005
 
 @dataclass
 class Item:
-    name: str                 # the file name inside the dataset (stable, used for the image id)
+    name: str  # the file name inside the dataset (stable, used for the image id)
     patient: str
-    pathology: str            # normal, benign, malignant
-    image: np.ndarray         # 2-D uint8
+    pathology: str  # normal, benign, malignant
+    image: np.ndarray  # 2-D uint8
     boxes: tuple[tuple[int, int, int, int], ...] = ()
     birads: int | None = None
     device: str = "unknown"
@@ -46,8 +46,11 @@ def mask_boxes(mask: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
     binary = (mask > 0).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     min_area = MIN_BLOB_FRACTION * mask.size
-    boxes = [(int(x), int(y), int(x + w), int(y + h))
-             for x, y, w, h, area in stats[1:] if area >= min_area]
+    boxes = [
+        (int(x), int(y), int(x + w), int(y + h))
+        for x, y, w, h, area in stats[1:]
+        if area >= min_area
+    ]
     return tuple(sorted(boxes))
 
 

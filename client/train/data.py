@@ -44,18 +44,24 @@ class PatientDataset(torch.utils.data.Dataset):
         return sum(len(p.labels) for p in self.patients)
 
     @classmethod
-    def from_tensors(cls, images: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor,
-                     patient_ids: list) -> "PatientDataset":
+    def from_tensors(
+        cls, images: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor, patient_ids: list
+    ) -> PatientDataset:
         """Group rows by patient id (order of first appearance)."""
         rows: dict = defaultdict(list)
         for i, pid in enumerate(patient_ids):
             rows[pid].append(i)
-        return cls([Patient(images[idx], masks[idx], labels[idx])
-                    for idx in (torch.tensor(r) for r in rows.values())])
+        return cls(
+            [
+                Patient(images[idx], masks[idx], labels[idx])
+                for idx in (torch.tensor(r) for r in rows.values())
+            ]
+        )
 
     @classmethod
-    def from_store(cls, store: Store, records: list[ImageRecord],
-                   model_cfg: ModelConfig) -> "PatientDataset":
+    def from_store(
+        cls, store: Store, records: list[ImageRecord], model_cfg: ModelConfig
+    ) -> PatientDataset:
         """Load a store's records at the model's resolution, grouped by patient pseudonym.
 
         A device the model does not know is given the null device condition.
@@ -65,12 +71,14 @@ class PatientDataset(torch.utils.data.Dataset):
         images, masks = store.load_arrays(records, model_cfg.image_size)
         devices = [r.device if r.device in model_cfg.devices else None for r in records]
         labels = class_labels([r.pathology for r in records], devices, model_cfg, n=len(records))
-        return cls.from_tensors(torch.from_numpy(images), torch.from_numpy(masks), labels,
-                                [r.patient for r in records])
+        return cls.from_tensors(
+            torch.from_numpy(images), torch.from_numpy(masks), labels, [r.patient for r in records]
+        )
 
 
-def collate_patients(patients: list[Patient], max_images_per_patient: int,
-                     generator: torch.Generator | None = None):
+def collate_patients(
+    patients: list[Patient], max_images_per_patient: int, generator: torch.Generator | None = None
+):
     """Concatenate sampled patients -> (images, masks, labels, patient index per row).
 
     At most `max_images_per_patient` images of a patient are used per step (a random subset),

@@ -23,8 +23,8 @@ GradSampleModule and removes its hooks afterwards; the ledger is the accountant'
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from opacus import GradSampleModule
@@ -58,8 +58,12 @@ def patch_opacus_conv_contiguous() -> None:
     _PATCHED = True
 
 
-def add_group_grad_sums(params: list[torch.nn.Parameter], group: torch.Tensor, n_groups: int,
-                        sums: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+def add_group_grad_sums(
+    params: list[torch.nn.Parameter],
+    group: torch.Tensor,
+    n_groups: int,
+    sums: list[torch.Tensor] | None = None,
+) -> list[torch.Tensor]:
     """Add the per-row `p.grad_sample` of one micro-batch into per-group sums, then drop the
     rows, so the next micro-batch's backward starts clean (memory: one micro-batch of rows)."""
     if sums is None:
@@ -70,16 +74,18 @@ def add_group_grad_sums(params: list[torch.nn.Parameter], group: torch.Tensor, n
     return sums
 
 
-def set_group_means(params: list[torch.nn.Parameter], sums: list[torch.Tensor],
-                    group: torch.Tensor, n_groups: int) -> None:
+def set_group_means(
+    params: list[torch.nn.Parameter], sums: list[torch.Tensor], group: torch.Tensor, n_groups: int
+) -> None:
     """Set `p.grad_sample` to the per-group means of all rows: what DPOptimizer clips."""
     counts = torch.bincount(group, minlength=n_groups).clamp(min=1)
     for p, acc in zip(params, sums):
         p.grad_sample = acc / counts.to(acc.device).view(-1, *([1] * (acc.ndim - 1)))
 
 
-def regroup_grad_samples(params: list[torch.nn.Parameter], group: torch.Tensor,
-                         n_groups: int) -> None:
+def regroup_grad_samples(
+    params: list[torch.nn.Parameter], group: torch.Tensor, n_groups: int
+) -> None:
     """Replace per-row `p.grad_sample` [R, ...] by per-group means [n_groups, ...] in place."""
     set_group_means(params, add_group_grad_sums(params, group, n_groups), group, n_groups)
 
@@ -111,9 +117,16 @@ class BlockStats:
     seconds: float = 0.0
 
 
-def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
-                     settings: DPSettings, *, sample_seed: int, noise_seed: int,
-                     on_step: Callable[[int, float], None] | None = None) -> BlockStats:
+def train_on_tensors(
+    unet: torch.nn.Module,
+    dataset: PatientDataset,
+    scheduler,
+    settings: DPSettings,
+    *,
+    sample_seed: int,
+    noise_seed: int,
+    on_step: Callable[[int, float], None] | None = None,
+) -> BlockStats:
     """Train the injected LoRA adapters of `unet` for `settings.steps` DP-SGD steps, in place.
 
     The seeds drive Poisson sampling / timesteps / dropout (`sample_seed`) and the DP noise
@@ -135,10 +148,14 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
     if dp:
         model = GradSampleModule(unet, batch_first=True, loss_reduction="sum")
         expected = max(1, round(settings.sample_rate * len(dataset)))
-        optimizer = DPOptimizer(optimizer, noise_multiplier=settings.noise_multiplier,
-                                max_grad_norm=settings.max_grad_norm, expected_batch_size=expected,
-                                loss_reduction="mean",
-                                generator=torch.Generator(dev).manual_seed(noise_seed))
+        optimizer = DPOptimizer(
+            optimizer,
+            noise_multiplier=settings.noise_multiplier,
+            max_grad_norm=settings.max_grad_norm,
+            expected_batch_size=expected,
+            loss_reduction="mean",
+            generator=torch.Generator(dev).manual_seed(noise_seed),
+        )
     stats = BlockStats()
     start = time.perf_counter()
     unet.train()
@@ -146,8 +163,9 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
         for step in range(settings.steps):
             chosen = poisson_sample(len(dataset), settings.sample_rate, gen)
             stats.patients_sampled.append(len(chosen))
-            batch = collate_patients([dataset[i] for i in chosen],
-                                     settings.max_images_per_patient, gen)
+            batch = collate_patients(
+                [dataset[i] for i in chosen], settings.max_images_per_patient, gen
+            )
             optimizer.zero_grad(set_to_none=True)
             if batch is None:
                 stats.empty_steps += 1
@@ -164,9 +182,16 @@ def train_on_tensors(unet: torch.nn.Module, dataset: PatientDataset, scheduler,
                 weight = 1.0 / (torch.bincount(group)[group] * len(chosen))
                 sums, losses = None, []
                 for sl in _row_chunks(len(group), settings.microbatch_rows):
-                    loss = diffusion_loss(model, images[sl], masks[sl], labels[sl], scheduler,
-                                          reduction="none", noise=noise[sl],
-                                          timesteps=timesteps[sl])
+                    loss = diffusion_loss(
+                        model,
+                        images[sl],
+                        masks[sl],
+                        labels[sl],
+                        scheduler,
+                        reduction="none",
+                        noise=noise[sl],
+                        timesteps=timesteps[sl],
+                    )
                     if dp:
                         loss.sum().backward()
                         sums = add_group_grad_sums(params, group[sl], len(chosen), sums)
@@ -194,8 +219,15 @@ def _row_chunks(rows: int, size: int) -> list[slice]:
 
 
 @torch.no_grad()
-def denoising_loss(unet: torch.nn.Module, dataset: PatientDataset, scheduler, *, seed: int = 0,
-                   repeats: int = 4, batch_size: int = 32) -> float:
+def denoising_loss(
+    unet: torch.nn.Module,
+    dataset: PatientDataset,
+    scheduler,
+    *,
+    seed: int = 0,
+    repeats: int = 4,
+    batch_size: int = 32,
+) -> float:
     """Mean denoising loss over every image (each `repeats` times, fixed seed): the utility
     measure of benchmarks. Site-local: computed on private images, not DP."""
     from common.model import diffusion_loss
@@ -210,8 +242,15 @@ def denoising_loss(unet: torch.nn.Module, dataset: PatientDataset, scheduler, *,
     for _ in range(repeats):
         for i in range(0, len(labels), batch_size):
             sl = slice(i, i + batch_size)
-            loss = diffusion_loss(unet, images[sl].to(dev), masks[sl].to(dev), labels[sl], scheduler,
-                                  generator=gen, reduction="none")
+            loss = diffusion_loss(
+                unet,
+                images[sl].to(dev),
+                masks[sl].to(dev),
+                labels[sl],
+                scheduler,
+                generator=gen,
+                reduction="none",
+            )
             total += float(loss.sum())
             n += len(loss)
     return total / n

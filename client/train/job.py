@@ -33,12 +33,19 @@ from client import site_log
 from client.ledger import JobPlan, PrivacyLedger
 from client.train.data import PatientDataset
 from client.train.dp import DPSettings, train_on_tensors
-from common.model.lora import adapter_state, inject_lora, load_adapter
 from client.workdir import SiteDir
 from common.config import Config
 from common.errors import DataError, PolicyError
-from common.privacy import (PrivacyStatement, calibrate_noise, default_delta, epsilon,
-                            load_policy, public_patient_count, sample_rate)
+from common.model.lora import adapter_state, inject_lora, load_adapter
+from common.privacy import (
+    PrivacyStatement,
+    calibrate_noise,
+    default_delta,
+    epsilon,
+    load_policy,
+    public_patient_count,
+    sample_rate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +75,20 @@ def plan_job(cfg: Config, job_id: str, patients: int) -> JobPlan:
     delta = cfg.dp.delta if cfg.dp.delta is not None else default_delta(patients)
     steps = cfg.federation.rounds * cfg.dp.local_steps
     sigma = calibrate_noise(cfg.dp.target_epsilon, delta, q, steps, cfg.dp.accountant)
-    return JobPlan(job_id=job_id, noise_multiplier=sigma, sample_rate=q, delta=delta,
-                   accountant=cfg.dp.accountant, rounds=cfg.federation.rounds,
-                   steps_per_round=cfg.dp.local_steps, max_grad_norm=cfg.dp.max_grad_norm,
-                   target_epsilon=cfg.dp.target_epsilon,
-                   noise_multiplicity=cfg.dp.noise_multiplicity,
-                   max_images_per_patient=cfg.dp.max_images_per_patient,
-                   patients_coarse=public_patient_count(patients))
+    return JobPlan(
+        job_id=job_id,
+        noise_multiplier=sigma,
+        sample_rate=q,
+        delta=delta,
+        accountant=cfg.dp.accountant,
+        rounds=cfg.federation.rounds,
+        steps_per_round=cfg.dp.local_steps,
+        max_grad_norm=cfg.dp.max_grad_norm,
+        target_epsilon=cfg.dp.target_epsilon,
+        noise_multiplicity=cfg.dp.noise_multiplicity,
+        max_images_per_patient=cfg.dp.max_images_per_patient,
+        patients_coarse=public_patient_count(patients),
+    )
 
 
 def _state_sha256(state: dict[str, torch.Tensor]) -> str:
@@ -95,8 +109,9 @@ def save_adapter(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
     tmp.replace(path)
 
 
-def train_adapters(site: SiteDir, cfg: Config, base_dir: Path, global_adapter: dict | None,
-                   round: int, job_id: str) -> TrainResult:
+def train_adapters(
+    site: SiteDir, cfg: Config, base_dir: Path, global_adapter: dict | None, round: int, job_id: str
+) -> TrainResult:
     """Train this site's LoRA adapters for one round of job `job_id` with patient-level DP-SGD.
 
     Raises PolicyError (before any training, ledger unchanged) if the site policy or its
@@ -119,20 +134,37 @@ def train_adapters(site: SiteDir, cfg: Config, base_dir: Path, global_adapter: d
     ledger = PrivacyLedger(site.ledger)
     plan = ledger.job_plan(job_id) or plan_job(cfg, job_id, len(dataset))
     ledger.admit_block(plan, round, plan.steps_per_round, policy, patients=len(dataset))
-    log.info("job %s round %d admitted: sigma=%.3f q=%.4f steps=%d", job_id, round,
-             plan.noise_multiplier, plan.sample_rate, plan.steps_per_round)
+    log.info(
+        "job %s round %d admitted: sigma=%.3f q=%.4f steps=%d",
+        job_id,
+        round,
+        plan.noise_multiplier,
+        plan.sample_rate,
+        plan.steps_per_round,
+    )
 
     inject_lora(unet, cfg.lora)
     if global_adapter:
         load_adapter(unet, global_adapter)
-    settings = DPSettings(steps=plan.steps_per_round, sample_rate=plan.sample_rate,
-                          noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.max_grad_norm,
-                          lr=cfg.dp.lr, noise_multiplicity=plan.noise_multiplicity,
-                          max_images_per_patient=plan.max_images_per_patient,
-                          cond_dropout=cfg.pretrain.cond_dropout,
-                          microbatch_rows=cfg.dp.microbatch_rows)
-    stats = train_on_tensors(unet, dataset, training_scheduler(model_cfg), settings,
-                             sample_seed=secrets.randbits(63), noise_seed=secrets.randbits(63))
+    settings = DPSettings(
+        steps=plan.steps_per_round,
+        sample_rate=plan.sample_rate,
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=plan.max_grad_norm,
+        lr=cfg.dp.lr,
+        noise_multiplicity=plan.noise_multiplicity,
+        max_images_per_patient=plan.max_images_per_patient,
+        cond_dropout=cfg.pretrain.cond_dropout,
+        microbatch_rows=cfg.dp.microbatch_rows,
+    )
+    stats = train_on_tensors(
+        unet,
+        dataset,
+        training_scheduler(model_cfg),
+        settings,
+        sample_seed=secrets.randbits(63),
+        noise_seed=secrets.randbits(63),
+    )
     state = adapter_state(unet)
     digest = _state_sha256(state)
     path = site.adapters / f"{job_id}-round{round:03d}.safetensors"
@@ -141,25 +173,45 @@ def train_adapters(site: SiteDir, cfg: Config, base_dir: Path, global_adapter: d
 
     job_history = ledger.history(job_id)
     statement = PrivacyStatement(
-        epsilon=epsilon(job_history, plan.delta, plan.accountant), delta=plan.delta,
-        accountant=plan.accountant, noise_multiplier=plan.noise_multiplier,
-        sample_rate=plan.sample_rate, max_grad_norm=plan.max_grad_norm,
-        steps=sum(b[2] for b in job_history), rounds=len(job_history), job_id=job_id,
+        epsilon=epsilon(job_history, plan.delta, plan.accountant),
+        delta=plan.delta,
+        accountant=plan.accountant,
+        noise_multiplier=plan.noise_multiplier,
+        sample_rate=plan.sample_rate,
+        max_grad_norm=plan.max_grad_norm,
+        steps=sum(b[2] for b in job_history),
+        rounds=len(job_history),
+        job_id=job_id,
         noise_multiplicity=plan.noise_multiplicity,
         max_images_per_patient=plan.max_images_per_patient,
-        patients_coarse=plan.patients_coarse, history=tuple(job_history))
+        patients_coarse=plan.patients_coarse,
+        history=tuple(job_history),
+    )
     site_log.record_training(site, job_id, round, statement)
-    metrics = {"epsilon": statement.epsilon, "delta": plan.delta,
-               "site_epsilon": ledger.total_epsilon(plan.accountant),
-               "noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
-               "steps": statement.steps}
+    metrics = {
+        "epsilon": statement.epsilon,
+        "delta": plan.delta,
+        "site_epsilon": ledger.total_epsilon(plan.accountant),
+        "noise_multiplier": plan.noise_multiplier,
+        "sample_rate": plan.sample_rate,
+        "steps": statement.steps,
+    }
     losses = [x for x in stats.losses if x == x]
-    local = {"patients": len(dataset), "images": dataset.num_images,
-             "loss": sum(losses) / len(losses) if losses else float("nan"),
-             "empty_steps": stats.empty_steps, "seconds": stats.seconds}
-    return TrainResult(adapter_state=state, statement=statement,
-                       num_examples=coarse_count(dataset.num_images), metrics=metrics,
-                       local_metrics=local, adapter_path=path)
+    local = {
+        "patients": len(dataset),
+        "images": dataset.num_images,
+        "loss": sum(losses) / len(losses) if losses else float("nan"),
+        "empty_steps": stats.empty_steps,
+        "seconds": stats.seconds,
+    }
+    return TrainResult(
+        adapter_state=state,
+        statement=statement,
+        num_examples=coarse_count(dataset.num_images),
+        metrics=metrics,
+        local_metrics=local,
+        adapter_path=path,
+    )
 
 
 def standalone_config(cfg: Config, target_epsilon: float | None, steps: int | None) -> Config:

@@ -18,10 +18,17 @@ from common.evidence.protocol import run_evidence_protocol
 from common.evidence.report import render_html, write_plots
 
 
-def run_evidence(out_dir: Path, real_train_stores: list[Path], test_stores: list[Path],
-                 synthetic_sets: dict[str, tuple[Path | list[Path], float | None]], cfg: Config,
-                 seeds: list[int] | None = None, full_grid: bool | None = None,
-                 show_progress: bool = True, note: str = "") -> dict:
+def run_evidence(
+    out_dir: Path,
+    real_train_stores: list[Path],
+    test_stores: list[Path],
+    synthetic_sets: dict[str, tuple[Path | list[Path], float | None]],
+    cfg: Config,
+    seeds: list[int] | None = None,
+    full_grid: bool | None = None,
+    show_progress: bool = True,
+    note: str = "",
+) -> dict:
     """Run the evidence protocol and write its report; returns the results dict.
 
     `synthetic_sets` maps a label to (folder or release bundle, or a list of them pooled, e.g.
@@ -41,10 +48,22 @@ def run_evidence(out_dir: Path, real_train_stores: list[Path], test_stores: list
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.evidence.threads)
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), disable=not show_progress) as progress:
-            results = run_evidence_protocol(real_train_stores, test_stores, synthetic_sets, cfg,
-                                            seeds=seeds, full_grid=full_grid, progress=progress)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=not show_progress,
+        ) as progress:
+            results = run_evidence_protocol(
+                real_train_stores,
+                test_stores,
+                synthetic_sets,
+                cfg,
+                seeds=seeds,
+                full_grid=full_grid,
+                progress=progress,
+            )
         results["note"] = note
         plots = write_plots(results, work)
         results["plots"] = {name: p.name for name, p in plots.items()}

@@ -38,8 +38,11 @@ class _ResBlock(nn.Module):
         self.norm1 = nn.GroupNorm(min(8, c_out), c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
         self.norm2 = nn.GroupNorm(min(8, c_out), c_out)
-        self.skip = (nn.Identity() if stride == 1 and c_in == c_out
-                     else nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False))
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.norm1(self.conv1(x)))
@@ -145,8 +148,10 @@ def train_classifier(
     if len(images) != len(labels):
         raise DataError(f"classifier: {len(images)} images but {len(labels)} labels")
     if len(np.unique(labels)) < 2:
-        raise DataError("classifier: training set needs both benign (0) and malignant (1) images, "
-                        f"got only {np.unique(labels).tolist()}")
+        raise DataError(
+            "classifier: training set needs both benign (0) and malignant (1) images, "
+            f"got only {np.unique(labels).tolist()}"
+        )
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build_classifier(image_size).to(device)
@@ -156,18 +161,20 @@ def train_classifier(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(x_all) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch),
-                                                pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.2
+    )
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(x_all), generator=gen)
         for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             x = x_all[idx]
             if augment or device_augment:
                 x = augment_batch(x, gen, device_style=device_augment)
-            loss = F.binary_cross_entropy_with_logits(model(x.to(device)), y_all[idx].to(device),
-                                                      pos_weight=pos_weight.to(device))
+            loss = F.binary_cross_entropy_with_logits(
+                model(x.to(device)), y_all[idx].to(device), pos_weight=pos_weight.to(device)
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -177,11 +184,15 @@ def train_classifier(
 
 
 @torch.no_grad()
-def predict_scores(model: LesionClassifier, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+def predict_scores(
+    model: LesionClassifier, images: np.ndarray, batch_size: int = 128
+) -> np.ndarray:
     """Probability of malignancy for each image ([N,H,W] in [-1,1]) as a float64 array."""
     model.eval()
     device = next(model.parameters()).device
     x = _as_batch(images, model.image_size)
-    out = [torch.sigmoid(model(x[i:i + batch_size].to(device))).cpu()
-           for i in range(0, len(x), batch_size)]
+    out = [
+        torch.sigmoid(model(x[i : i + batch_size].to(device))).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
     return torch.cat(out).double().numpy() if out else np.zeros(0)

@@ -37,27 +37,38 @@ class LabelledSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, index: np.ndarray) -> "LabelledSet":
-        return LabelledSet(self.images[index], self.labels[index], self.patients[index],
-                           self.devices[index], self.source)
+    def take(self, index: np.ndarray) -> LabelledSet:
+        return LabelledSet(
+            self.images[index],
+            self.labels[index],
+            self.patients[index],
+            self.devices[index],
+            self.source,
+        )
 
-    def where_device(self, devices: set[str] | tuple[str, ...]) -> "LabelledSet":
+    def where_device(self, devices: set[str] | tuple[str, ...]) -> LabelledSet:
         return self.take(np.flatnonzero(np.isin(self.devices, list(devices))))
 
     def counts(self) -> dict[str, int]:
-        return {"images": int(len(self)), "benign": int((self.labels == 0).sum()),
-                "malignant": int((self.labels == 1).sum()),
-                "patients": int(len(np.unique(self.patients)))}
+        return {
+            "images": int(len(self)),
+            "benign": int((self.labels == 0).sum()),
+            "malignant": int((self.labels == 1).sum()),
+            "patients": int(len(np.unique(self.patients))),
+        }
 
 
 def concat(sets: list[LabelledSet], source: str) -> LabelledSet:
     sets = [s for s in sets if len(s)]
     if not sets:
         raise DataError(f"{source}: no benign or malignant images")
-    return LabelledSet(np.concatenate([s.images for s in sets]),
-                       np.concatenate([s.labels for s in sets]),
-                       np.concatenate([s.patients for s in sets]),
-                       np.concatenate([s.devices for s in sets]), source)
+    return LabelledSet(
+        np.concatenate([s.images for s in sets]),
+        np.concatenate([s.labels for s in sets]),
+        np.concatenate([s.patients for s in sets]),
+        np.concatenate([s.devices for s in sets]),
+        source,
+    )
 
 
 def load_store_side(store_dir: Path, side: str, holdout_fraction: float, size: int) -> LabelledSet:
@@ -86,8 +97,10 @@ def _metadata_path(folder: Path) -> Path:
     for candidate in (folder / "metadata.jsonl", folder / "train" / "metadata.jsonl"):
         if candidate.exists():
             return candidate
-    raise DataError(f"{folder}: no metadata.jsonl (expected a synthetic image folder or a "
-                    "release bundle with train/metadata.jsonl)")
+    raise DataError(
+        f"{folder}: no metadata.jsonl (expected a synthetic image folder or a "
+        "release bundle with train/metadata.jsonl)"
+    )
 
 
 def load_synthetic(folder: Path, size: int) -> LabelledSet:
@@ -104,7 +117,9 @@ def load_synthetic(folder: Path, size: int) -> LabelledSet:
             row = json.loads(line)
             name, pathology = row["file_name"], row.get("pathology")
         except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{meta}: line {n} is not a metadata row with file_name: {exc}") from exc
+            raise DataError(
+                f"{meta}: line {n} is not a metadata row with file_name: {exc}"
+            ) from exc
         if pathology not in TASK_LABELS:
             continue
         path = meta.parent / name
@@ -112,16 +127,22 @@ def load_synthetic(folder: Path, size: int) -> LabelledSet:
             with Image.open(path) as im:
                 img = im.convert("L").resize((size, size), Image.BILINEAR)
         except OSError as exc:
-            raise DataError(f"{path}: cannot read synthetic image (listed in {meta} line {n}): "
-                            f"{exc}") from exc
+            raise DataError(
+                f"{path}: cannot read synthetic image (listed in {meta} line {n}): {exc}"
+            ) from exc
         images.append(np.asarray(img, dtype=np.float32) / 127.5 - 1.0)
         labels.append(TASK_LABELS[pathology])
         devices.append(row.get("device") or "")
         names.append(f"synthetic:{meta.parent}/{name}")
     if not images:
         raise DataError(f"{meta}: no benign or malignant images listed")
-    return LabelledSet(np.stack(images), np.array(labels, dtype=np.int64),
-                       np.array(names, dtype=object), np.array(devices, dtype=object), str(folder))
+    return LabelledSet(
+        np.stack(images),
+        np.array(labels, dtype=np.int64),
+        np.array(names, dtype=object),
+        np.array(devices, dtype=object),
+        str(folder),
+    )
 
 
 def check_patient_disjoint(train: LabelledSet, test: LabelledSet) -> None:
@@ -129,8 +150,10 @@ def check_patient_disjoint(train: LabelledSet, test: LabelledSet) -> None:
     shared = set(train.patients.tolist()) & set(test.patients.tolist())
     if shared:
         example = sorted(shared)[:3]
-        raise DataError(f"evidence: {len(shared)} patients are in both {train.source} and "
-                        f"{test.source} (e.g. {example}); the test set must be patient-disjoint")
+        raise DataError(
+            f"evidence: {len(shared)} patients are in both {train.source} and "
+            f"{test.source} (e.g. {example}); the test set must be patient-disjoint"
+        )
 
 
 def stratified_subset(data: LabelledSet, n: int, seed: int) -> LabelledSet:
@@ -157,8 +180,10 @@ def release_epsilon(folder: Path) -> float | None:
     """
     manifest = Path(folder) / "manifest.json"
     if not manifest.exists():
-        raise DataError(f"{folder}: no manifest.json, so its epsilon is unknown; give it as "
-                        f"{folder}@EPSILON (or @inf for a release without DP)")
+        raise DataError(
+            f"{folder}: no manifest.json, so its epsilon is unknown; give it as "
+            f"{folder}@EPSILON (or @inf for a release without DP)"
+        )
     try:
         value = json.loads(manifest.read_text()).get("epsilon")
     except ValueError as exc:

@@ -7,7 +7,7 @@ would give intervals that are too narrow; the bootstrap here draws whole patient
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -59,8 +59,9 @@ def roc_points(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarr
     return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
 
 
-def sensitivity_at_specificity(labels: Sequence[int], scores: Sequence[float],
-                               specificity: float = 0.9) -> float:
+def sensitivity_at_specificity(
+    labels: Sequence[int], scores: Sequence[float], specificity: float = 0.9
+) -> float:
     """Best sensitivity over thresholds whose specificity is at least `specificity`.
 
     A threshold is a real operating point (no interpolation between ROC points), the way a
@@ -71,9 +72,15 @@ def sensitivity_at_specificity(labels: Sequence[int], scores: Sequence[float],
     return float(tpr[ok].max())
 
 
-def bootstrap_ci(labels: Sequence[int], scores: Sequence[float], patients: Sequence[str],
-                 metric: Callable[[np.ndarray, np.ndarray], float], n_boot: int, seed: int,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    labels: Sequence[int],
+    scores: Sequence[float],
+    patients: Sequence[str],
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    n_boot: int,
+    seed: int,
+    level: float = 0.95,
+) -> tuple[float, float]:
     """Percentile interval of `metric` over bootstrap resamples of whole patients.
 
     `scores` is [N], or [S,N] for S classifiers (seeds) scored on the same images: then each
@@ -97,8 +104,10 @@ def bootstrap_ci(labels: Sequence[int], scores: Sequence[float], patients: Seque
     while len(values) < n_boot:
         attempts += 1
         if attempts > 20 * n_boot + 100:
-            raise DataError("bootstrap: resamples keep containing a single class; "
-                            "the test set has too few patients of one class")
+            raise DataError(
+                "bootstrap: resamples keep containing a single class; "
+                "the test set has too few patients of one class"
+            )
         pick = rng.integers(0, len(uniq), len(uniq))
         idx = np.concatenate([members[k] for k in pick])
         y = labels[idx]

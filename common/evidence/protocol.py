@@ -28,8 +28,14 @@ import numpy as np
 
 from common.config import Config
 from common.errors import DataError
-from common.evidence.data import (LabelledSet, check_patient_disjoint, concat, load_store_side,
-                                  load_synthetic, stratified_subset)
+from common.evidence.data import (
+    LabelledSet,
+    check_patient_disjoint,
+    concat,
+    load_store_side,
+    load_synthetic,
+    stratified_subset,
+)
 from common.evidence.metrics import auc, bootstrap_ci, roc_points, sensitivity_at_specificity
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,7 @@ def _eps_json(epsilon: float | None) -> float | str:
 
 def _summary(scores: np.ndarray, test: LabelledSet, n_boot: int, seed: int, spec: float) -> dict:
     """Seed-averaged AUC and sensitivity@spec with patient-bootstrap intervals."""
+
     def sens(y, s):
         return sensitivity_at_specificity(y, s, spec)
 
@@ -72,7 +79,9 @@ def _summary(scores: np.ndarray, test: LabelledSet, n_boot: int, seed: int, spec
         "auc_ci": list(bootstrap_ci(test.labels, scores, test.patients, auc, n_boot, seed)),
         "auc_per_seed": [float(a) for a in aucs],
         "sens_at_spec": float(np.mean(senss)),
-        "sens_at_spec_ci": list(bootstrap_ci(test.labels, scores, test.patients, sens, n_boot, seed)),
+        "sens_at_spec_ci": list(
+            bootstrap_ci(test.labels, scores, test.patients, sens, n_boot, seed)
+        ),
         "test": test.counts(),
     }
 
@@ -100,8 +109,13 @@ def equivalent_real_count(real_curve: list[tuple[int, float]], target_auc: float
 class EvidenceRun:
     """Holds the loaded data and trained-job cache for one evaluation."""
 
-    def __init__(self, real_train: LabelledSet, test: LabelledSet,
-                 synthetic: dict[str, tuple[SyntheticSource, LabelledSet]], cfg: Config) -> None:
+    def __init__(
+        self,
+        real_train: LabelledSet,
+        test: LabelledSet,
+        synthetic: dict[str, tuple[SyntheticSource, LabelledSet]],
+        cfg: Config,
+    ) -> None:
         self.real_train, self.test, self.synthetic, self.cfg = real_train, test, synthetic, cfg
         self.ev = cfg.evidence
         self.scores: dict[Job, np.ndarray] = {}
@@ -124,18 +138,36 @@ class EvidenceRun:
         from common.evidence.classifier import predict_scores, train_classifier
 
         todo = [j for j in dict.fromkeys(jobs) if j not in self.scores]
-        task = progress.add_task("evidence: training classifiers", total=len(todo)) if progress else None
+        task = (
+            progress.add_task("evidence: training classifiers", total=len(todo))
+            if progress
+            else None
+        )
         for job in todo:
             data = self.train_set(job)
-            epochs = max(self.ev.classifier_epochs,
-                         math.ceil(self.ev.min_steps * self.ev.batch_size / max(1, len(data))))
+            epochs = max(
+                self.ev.classifier_epochs,
+                math.ceil(self.ev.min_steps * self.ev.batch_size / max(1, len(data))),
+            )
             t0 = time.perf_counter()
-            model = train_classifier(data.images, data.labels, epochs=epochs, seed=job.seed,
-                                     batch_size=self.ev.batch_size, augment=True,
-                                     device_augment=job.device_aug, image_size=self.ev.image_size)
+            model = train_classifier(
+                data.images,
+                data.labels,
+                epochs=epochs,
+                seed=job.seed,
+                batch_size=self.ev.batch_size,
+                augment=True,
+                device_augment=job.device_aug,
+                image_size=self.ev.image_size,
+            )
             self.scores[job] = predict_scores(model, self.test.images)
-            log.debug("trained %s on %d images (%d epochs) in %.1fs", job, len(data), epochs,
-                      time.perf_counter() - t0)
+            log.debug(
+                "trained %s on %d images (%d epochs) in %.1fs",
+                job,
+                len(data),
+                epochs,
+                time.perf_counter() - t0,
+            )
             if progress:
                 progress.advance(task)
 
@@ -146,10 +178,14 @@ class EvidenceRun:
 
 def _load_inputs(real_train_stores, test_stores, synthetic_sets, cfg):
     size, frac = cfg.evidence.image_size, cfg.data.holdout_fraction
-    real = concat([load_store_side(Path(s), "train", frac, size) for s in real_train_stores],
-                  "real training patients")
-    test = concat([load_store_side(Path(s), "holdout", frac, size) for s in test_stores],
-                  "held-out real patients")
+    real = concat(
+        [load_store_side(Path(s), "train", frac, size) for s in real_train_stores],
+        "real training patients",
+    )
+    test = concat(
+        [load_store_side(Path(s), "holdout", frac, size) for s in test_stores],
+        "held-out real patients",
+    )
     check_patient_disjoint(real, test)
     for name, count in (("training", real.counts()), ("test", test.counts())):
         if min(count["benign"], count["malignant"]) == 0:
@@ -157,8 +193,11 @@ def _load_inputs(real_train_stores, test_stores, synthetic_sets, cfg):
     synthetic = {}
     for label, (folders, eps) in synthetic_sets.items():
         folders = (folders,) if isinstance(folders, (str, Path)) else tuple(folders)
-        src = SyntheticSource(label, tuple(Path(f) for f in folders),
-                              None if eps is None or math.isinf(eps) else float(eps))
+        src = SyntheticSource(
+            label,
+            tuple(Path(f) for f in folders),
+            None if eps is None or math.isinf(eps) else float(eps),
+        )
         synthetic[label] = (src, concat([load_synthetic(f, size) for f in src.folders], label))
     return real, test, synthetic
 
@@ -172,10 +211,15 @@ def primary_label(synthetic: dict[str, tuple[SyntheticSource, LabelledSet]], cfg
     return next(iter(synthetic))
 
 
-def run_evidence_protocol(real_train_stores: list[Path], test_stores: list[Path],
-                          synthetic_sets: dict[str, tuple[Path | list[Path], float | None]],
-                          cfg: Config, seeds: list[int] | None = None, full_grid: bool | None = None,
-                          progress=None) -> dict:
+def run_evidence_protocol(
+    real_train_stores: list[Path],
+    test_stores: list[Path],
+    synthetic_sets: dict[str, tuple[Path | list[Path], float | None]],
+    cfg: Config,
+    seeds: list[int] | None = None,
+    full_grid: bool | None = None,
+    progress=None,
+) -> dict:
     """Run every analysis and return the results as plain data (see module docstring)."""
     if not synthetic_sets:
         raise DataError("evidence: give at least one synthetic set")
@@ -211,7 +255,9 @@ def run_evidence_protocol(real_train_stores: list[Path], test_stores: list[Path]
     scaling_jobs.update({("real", n): [Job("real", n, s) for s in grid_seeds] for n in real_sizes})
     for group in scaling_jobs.values():
         plan += group
-    cross = _plan_cross_device(real, test, synthetic[main][1], main, ev.cross_device_test, grid_seeds)
+    cross = _plan_cross_device(
+        real, test, synthetic[main][1], main, ev.cross_device_test, grid_seeds
+    )
     for group in cross.get("jobs", {}).values():
         plan += group
     run.run_jobs(plan, progress)
@@ -223,13 +269,26 @@ def run_evidence_protocol(real_train_stores: list[Path], test_stores: list[Path]
         "epsilon": _eps_json(synthetic[main][0].epsilon),
         "seeds": seeds,
         "full_grid": full,
-        "classifier": {"image_size": ev.image_size, "epochs": ev.classifier_epochs,
-                       "min_steps": ev.min_steps, "batch_size": ev.batch_size},
-        "data": {"real_train": real.counts(), "test": test.counts(),
-                 "real_train_stores": [str(s) for s in real_train_stores],
-                 "test_stores": [str(s) for s in test_stores],
-                 "synthetic": {lab: {"folders": [str(f) for f in src.folders], "epsilon": _eps_json(src.epsilon),
-                                     **data.counts()} for lab, (src, data) in synthetic.items()}},
+        "classifier": {
+            "image_size": ev.image_size,
+            "epochs": ev.classifier_epochs,
+            "min_steps": ev.min_steps,
+            "batch_size": ev.batch_size,
+        },
+        "data": {
+            "real_train": real.counts(),
+            "test": test.counts(),
+            "real_train_stores": [str(s) for s in real_train_stores],
+            "test_stores": [str(s) for s in test_stores],
+            "synthetic": {
+                lab: {
+                    "folders": [str(f) for f in src.folders],
+                    "epsilon": _eps_json(src.epsilon),
+                    **data.counts(),
+                }
+                for lab, (src, data) in synthetic.items()
+            },
+        },
         "specificity": spec,
     }
     roc = {}
@@ -242,23 +301,39 @@ def run_evidence_protocol(real_train_stores: list[Path], test_stores: list[Path]
     results["tstr_over_trtr"] = results["auc_tstr"]["auc"] / results["auc_trtr"]["auc"]
     results["roc"] = roc
 
-    real_curve = [(n, float(np.mean([auc(test.labels, run.scores[j]) for j in scaling_jobs[("real", n)]])))
-                  for n in real_sizes]
-    synth_curve = [(n, float(np.mean([auc(test.labels, run.scores[j]) for j in scaling_jobs[("synthetic", n)]])))
-                   for n in synth_sizes]
+    real_curve = [
+        (n, float(np.mean([auc(test.labels, run.scores[j]) for j in scaling_jobs[("real", n)]])))
+        for n in real_sizes
+    ]
+    synth_curve = [
+        (
+            n,
+            float(
+                np.mean([auc(test.labels, run.scores[j]) for j in scaling_jobs[("synthetic", n)]])
+            ),
+        )
+        for n in synth_sizes
+    ]
     results["scaling"] = {
         "release": main,
         "real": [{"n": n, "auc": a} for n, a in real_curve],
-        "synthetic": [{"n": n, "auc": a, "equivalent_real": equivalent_real_count(real_curve, a)}
-                      for n, a in synth_curve],
+        "synthetic": [
+            {"n": n, "auc": a, "equivalent_real": equivalent_real_count(real_curve, a)}
+            for n, a in synth_curve
+        ],
         "seeds": grid_seeds,
     }
     results["cross_device"] = _cross_device_results(run, cross, boot, cfg.seed, spec)
     results["privacy_utility"] = [
-        {"release": label, "epsilon": _eps_json(src.epsilon), "n_synthetic": len(data),
-         "tstr": _summary(run.stack(per_set[label]["tstr"]), test, boot, cfg.seed, spec),
-         "real_plus_synth": _summary(run.stack(per_set[label]["real_plus_synth"]), test, boot,
-                                     cfg.seed, spec)}
+        {
+            "release": label,
+            "epsilon": _eps_json(src.epsilon),
+            "n_synthetic": len(data),
+            "tstr": _summary(run.stack(per_set[label]["tstr"]), test, boot, cfg.seed, spec),
+            "real_plus_synth": _summary(
+                run.stack(per_set[label]["real_plus_synth"]), test, boot, cfg.seed, spec
+            ),
+        }
         for label, (src, data) in synthetic.items()
     ]
     results["targets"] = _targets(results)
@@ -267,8 +342,14 @@ def run_evidence_protocol(real_train_stores: list[Path], test_stores: list[Path]
     return results
 
 
-def _plan_cross_device(real: LabelledSet, test: LabelledSet, synth: LabelledSet, label: str,
-                       held_out: str, seeds: list[int]) -> dict:
+def _plan_cross_device(
+    real: LabelledSet,
+    test: LabelledSet,
+    synth: LabelledSet,
+    label: str,
+    held_out: str,
+    seeds: list[int],
+) -> dict:
     """Jobs for the cross-device comparison, or the reason it cannot run on these data."""
     train_devices = sorted(set(real.devices.tolist()) - {held_out})
     if held_out not in set(test.devices.tolist()):
@@ -305,12 +386,16 @@ def _cross_device_results(run: EvidenceRun, cross: dict, boot: int, seed: int, s
     in_domain = np.isin(test.devices, cross["train_devices"])
     out = {"held_out_device": held, "train_devices": cross["train_devices"], "arms": {}}
     for name, jobs in cross["jobs"].items():
-        arm = {"held_out": _summary(run.stack(jobs, on_c), test.take(np.flatnonzero(on_c)), boot,
-                                    seed, spec),
-               "n_images": len(run.train_set(jobs[0]))}
+        arm = {
+            "held_out": _summary(
+                run.stack(jobs, on_c), test.take(np.flatnonzero(on_c)), boot, seed, spec
+            ),
+            "n_images": len(run.train_set(jobs[0])),
+        }
         if len(np.unique(test.labels[in_domain])) == 2:
-            arm["in_domain_auc"] = float(np.mean([auc(test.labels[in_domain], r)
-                                                  for r in run.stack(jobs, in_domain)]))
+            arm["in_domain_auc"] = float(
+                np.mean([auc(test.labels[in_domain], r) for r in run.stack(jobs, in_domain)])
+            )
             arm["auc_drop"] = arm["in_domain_auc"] - arm["held_out"]["auc"]
         out["arms"][name] = arm
     return out
@@ -320,10 +405,14 @@ def _targets(results: dict) -> dict:
     """The issue's targets, recorded (not asserted): a report says which were met."""
     out = {
         "tstr_at_least_95pct_of_trtr": results["tstr_over_trtr"] >= 0.95,
-        "real_plus_synth_beats_real": results["auc_real_plus_synth"]["auc"] > results["auc_real_all"]["auc"],
+        "real_plus_synth_beats_real": results["auc_real_plus_synth"]["auc"]
+        > results["auc_real_all"]["auc"],
     }
     arms = results["cross_device"].get("arms", {})
-    if "auc_drop" in arms.get("real", {}) and "auc_drop" in arms.get("synthetic_device_conditioned", {}):
+    if "auc_drop" in arms.get("real", {}) and "auc_drop" in arms.get(
+        "synthetic_device_conditioned", {}
+    ):
         out["device_conditioning_narrows_drop"] = (
-            arms["synthetic_device_conditioned"]["auc_drop"] < arms["real"]["auc_drop"])
+            arms["synthetic_device_conditioned"]["auc_drop"] < arms["real"]["auc_drop"]
+        )
     return out

@@ -39,8 +39,11 @@ def plot_roc(results: dict, path: Path) -> None:
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
     spec = results["specificity"]
     ax.axvline(1 - spec, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity",
-           title=f"Held-out real patients (epsilon {results['epsilon']})")
+    ax.set(
+        xlabel="1 - specificity",
+        ylabel="sensitivity",
+        title=f"Held-out real patients (epsilon {results['epsilon']})",
+    )
     ax.legend(loc="lower right", fontsize=8)
     _save(fig, path)
 
@@ -49,14 +52,21 @@ def plot_scaling(results: dict, path: Path) -> None:
     sc = results["scaling"]
     fig, ax = plt.subplots(figsize=(5.2, 4.0))
     ax.plot([p["n"] for p in sc["real"]], [p["auc"] for p in sc["real"]], "o-", label="real images")
-    ax.plot([p["n"] for p in sc["synthetic"]], [p["auc"] for p in sc["synthetic"]], "s-",
-            label=f"synthetic images ({sc['release']})")
+    ax.plot(
+        [p["n"] for p in sc["synthetic"]],
+        [p["auc"] for p in sc["synthetic"]],
+        "s-",
+        label=f"synthetic images ({sc['release']})",
+    )
     ax.set_xscale("log")
     ticks = sorted({p["n"] for p in sc["real"] + sc["synthetic"]})
     ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=8)
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set(xlabel="training images (log scale)", ylabel="AUC on held-out real patients",
-           title="Scaling: synthetic vs real")
+    ax.set(
+        xlabel="training images (log scale)",
+        ylabel="AUC on held-out real patients",
+        title="Scaling: synthetic vs real",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
@@ -68,15 +78,27 @@ def plot_cross_device(results: dict, path: Path) -> bool:
         return False
     names = list(cd["arms"])
     held = [cd["arms"][n]["held_out"]["auc"] for n in names]
-    err = [[h - cd["arms"][n]["held_out"]["auc_ci"][0] for n, h in zip(names, held)],
-           [cd["arms"][n]["held_out"]["auc_ci"][1] - h for n, h in zip(names, held)]]
+    err = [
+        [h - cd["arms"][n]["held_out"]["auc_ci"][0] for n, h in zip(names, held)],
+        [cd["arms"][n]["held_out"]["auc_ci"][1] - h for n, h in zip(names, held)],
+    ]
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     x = range(len(names))
-    ax.bar([i - 0.2 for i in x], held, width=0.4, yerr=err, capsize=3,
-           label=f"test on {cd['held_out_device']} (unseen)")
+    ax.bar(
+        [i - 0.2 for i in x],
+        held,
+        width=0.4,
+        yerr=err,
+        capsize=3,
+        label=f"test on {cd['held_out_device']} (unseen)",
+    )
     if all("in_domain_auc" in cd["arms"][n] for n in names):
-        ax.bar([i + 0.2 for i in x], [cd["arms"][n]["in_domain_auc"] for n in names], width=0.4,
-               label=f"test on {', '.join(cd['train_devices'])}")
+        ax.bar(
+            [i + 0.2 for i in x],
+            [cd["arms"][n]["in_domain_auc"] for n in names],
+            width=0.4,
+            label=f"test on {', '.join(cd['train_devices'])}",
+        )
     ax.set_xticks(list(x), [ARM_NAMES.get(n, n) for n in names], rotation=15, fontsize=8)
     ax.set(ylabel="AUC", ylim=(0.4, 1.0), title="Cross-device generalisation")
     ax.legend(fontsize=8)
@@ -96,18 +118,26 @@ def plot_privacy_utility(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.2, 4.0))
     for key, marker in (("tstr", "s"), ("real_plus_synth", "o")):
         ys = [p[key]["auc"] for p in pts]
-        err = [[y - p[key]["auc_ci"][0] for y, p in zip(ys, pts)],
-               [p[key]["auc_ci"][1] - y for y, p in zip(ys, pts)]]
+        err = [
+            [y - p[key]["auc_ci"][0] for y, p in zip(ys, pts)],
+            [p[key]["auc_ci"][1] - y for y, p in zip(ys, pts)],
+        ]
         ax.errorbar(xs, ys, yerr=err, fmt=marker + "-", capsize=3, label=ARM_NAMES[key])
     ax.axhline(results["auc_real_all"]["auc"], color="grey", ls="--", label="all real")
     for x, p in zip(xs, pts):
-        ax.annotate(p["release"], (x, p["tstr"]["auc"]), fontsize=7, xytext=(3, -10),
-                    textcoords="offset points")
+        ax.annotate(
+            p["release"],
+            (x, p["tstr"]["auc"]),
+            fontsize=7,
+            xytext=(3, -10),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xticks(xs, ["inf" if p["epsilon"] == "inf" else f"{_eps_x(p['epsilon']):g}" for p in pts])
-    ax.set(xlabel="epsilon (patient-level, log scale)", ylabel="AUC",
-           title="Privacy-utility")
+    ax.set_xticks(
+        xs, ["inf" if p["epsilon"] == "inf" else f"{_eps_x(p['epsilon']):g}" for p in pts]
+    )
+    ax.set(xlabel="epsilon (patient-level, log scale)", ylabel="AUC", title="Privacy-utility")
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -173,8 +203,10 @@ tested on held-out patients imaged with {{ r.cross_device.held_out_device }}.</p
 def write_plots(results: dict, out_dir: Path) -> dict[str, Path]:
     """Draw every plot the results support into `out_dir`; returns name -> path."""
     out_dir = Path(out_dir)
-    paths = {name: out_dir / f"{name}.png" for name in ("roc", "scaling", "cross_device",
-                                                          "privacy_utility")}
+    paths = {
+        name: out_dir / f"{name}.png"
+        for name in ("roc", "scaling", "cross_device", "privacy_utility")
+    }
     plot_roc(results, paths["roc"])
     plot_scaling(results, paths["scaling"])
     if not plot_cross_device(results, paths["cross_device"]):

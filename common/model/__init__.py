@@ -17,11 +17,39 @@ from common.model.box_prior import BoxPrior
 from common.model.checkpoint import compute_device, load_base, save_base, verify_base
 from common.model.pretrain import EMA, PretrainResult, pretrain
 from common.model.sampling import GeneratedBatch, generate, sampling_scheduler
-from common.model.unet import (NULL_LABEL, PATHOLOGY_AXIS, build_unet, class_labels, decode_label,
-                               diffusion_loss, draw_noise, drop_conditions, num_labels, training_scheduler)
+from common.model.unet import (
+    NULL_LABEL,
+    PATHOLOGY_AXIS,
+    build_unet,
+    class_labels,
+    decode_label,
+    diffusion_loss,
+    draw_noise,
+    drop_conditions,
+    num_labels,
+    training_scheduler,
+)
 
 __all__ = [
-    "BoxPrior", "EMA", "compute_device", "GeneratedBatch", "PretrainResult", "pretrain", "NULL_LABEL", "PATHOLOGY_AXIS", "build_unet", "class_labels",
-    "decode_label", "diffusion_loss", "draw_noise", "drop_conditions", "generate", "load_base", "num_labels",
-    "sampling_scheduler", "save_base", "training_scheduler", "verify_base",
+    "BoxPrior",
+    "EMA",
+    "compute_device",
+    "GeneratedBatch",
+    "PretrainResult",
+    "pretrain",
+    "NULL_LABEL",
+    "PATHOLOGY_AXIS",
+    "build_unet",
+    "class_labels",
+    "decode_label",
+    "diffusion_loss",
+    "draw_noise",
+    "drop_conditions",
+    "generate",
+    "load_base",
+    "num_labels",
+    "sampling_scheduler",
+    "save_base",
+    "training_scheduler",
+    "verify_base",
 ]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -46,8 +46,10 @@ class BoxPrior:
     grid: int
     epsilon: float
     boxes_per_patient: int
-    centre_counts: dict[str, np.ndarray] = field(default_factory=dict)  # [grid, grid] (row=y, col=x)
-    size_counts: dict[str, np.ndarray] = field(default_factory=dict)    # [bins, bins] (row=h, col=w)
+    centre_counts: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # [grid, grid] (row=y, col=x)
+    size_counts: dict[str, np.ndarray] = field(default_factory=dict)  # [bins, bins] (row=h, col=w)
     devices: tuple[str, ...] = ()
 
     @property
@@ -55,7 +57,7 @@ class BoxPrior:
         return np.linspace(0.0, 1.0, self.grid + 1)
 
     @classmethod
-    def uniform(cls, devices: Sequence[str], grid: int = 6) -> "BoxPrior":
+    def uniform(cls, devices: Sequence[str], grid: int = 6) -> BoxPrior:
         """A flat prior that looked at no data (epsilon 0): every cell equally likely."""
         prior = cls(grid=grid, epsilon=0.0, boxes_per_patient=0, devices=tuple(devices))
         nb = len(SIZE_EDGES) - 1
@@ -65,15 +67,26 @@ class BoxPrior:
         return prior
 
     @classmethod
-    def fit(cls, records: Iterable[ImageRecord], devices: Sequence[str], epsilon: float,
-            grid: int = 6, boxes_per_patient: int = 2, noise_seed: int | None = None) -> "BoxPrior":
+    def fit(
+        cls,
+        records: Iterable[ImageRecord],
+        devices: Sequence[str],
+        epsilon: float,
+        grid: int = 6,
+        boxes_per_patient: int = 2,
+        noise_seed: int | None = None,
+    ) -> BoxPrior:
         """Count boxes from store records and add Laplace noise (see the module docstring)."""
         if epsilon <= 0:
             raise DataError(f"box prior: epsilon must be > 0, got {epsilon}")
         if boxes_per_patient < 1:
             raise DataError(f"box prior: boxes_per_patient must be >= 1, got {boxes_per_patient}")
-        prior = cls(grid=grid, epsilon=float(epsilon), boxes_per_patient=boxes_per_patient,
-                    devices=tuple(devices))
+        prior = cls(
+            grid=grid,
+            epsilon=float(epsilon),
+            boxes_per_patient=boxes_per_patient,
+            devices=tuple(devices),
+        )
         nb = len(SIZE_EDGES) - 1
         centre = {k: np.zeros((grid, grid)) for k in prior._keys()}
         size = {k: np.zeros((nb, nb)) for k in prior._keys()}
@@ -101,22 +114,30 @@ class BoxPrior:
     def _keys(self) -> list[str]:
         return [f"{p}/{d}" for p in LESION_CLASSES for d in self.devices]
 
-    def _weights(self, table: dict[str, np.ndarray], pathology: str, device: str | None) -> np.ndarray:
+    def _weights(
+        self, table: dict[str, np.ndarray], pathology: str, device: str | None
+    ) -> np.ndarray:
         keys = [f"{pathology}/{d}" for d in (self.devices if device is None else (device,))]
         missing = [k for k in keys if k not in table]
         if missing:
-            raise DataError(f"box prior has no histogram for {missing[0]} "
-                            f"(devices: {list(self.devices)})")
+            raise DataError(
+                f"box prior has no histogram for {missing[0]} (devices: {list(self.devices)})"
+            )
         w = np.clip(sum(table[k] for k in keys), 0.0, None).ravel()
         return w / w.sum() if w.sum() > 0 else np.full(w.shape, 1.0 / w.size)
 
-    def sample(self, pathology: str, device: str | None, n: int,
-               rng: np.random.Generator) -> list[Box]:
+    def sample(
+        self, pathology: str, device: str | None, n: int, rng: np.random.Generator
+    ) -> list[Box]:
         """n boxes (x0, y0, x1, y1) in [0,1] image coordinates; uniform within each cell."""
         if pathology not in LESION_CLASSES:
-            raise DataError(f"box prior: only {LESION_CLASSES} have lesion boxes, got {pathology!r}")
-        cw, sw = self._weights(self.centre_counts, pathology, device), \
-            self._weights(self.size_counts, pathology, device)
+            raise DataError(
+                f"box prior: only {LESION_CLASSES} have lesion boxes, got {pathology!r}"
+            )
+        cw, sw = (
+            self._weights(self.centre_counts, pathology, device),
+            self._weights(self.size_counts, pathology, device),
+        )
         cedges, sedges, nb = self.centre_edges, np.asarray(SIZE_EDGES), len(SIZE_EDGES) - 1
         boxes = []
         for _ in range(n):
@@ -126,7 +147,10 @@ class BoxPrior:
             cy = rng.uniform(cedges[cy_i], cedges[cy_i + 1])
             w = rng.uniform(max(sedges[w_i], 0.03), min(sedges[w_i + 1], 0.9))
             h = rng.uniform(max(sedges[h_i], 0.03), min(sedges[h_i + 1], 0.9))
-            x0, y0 = float(np.clip(cx - w / 2, 0.0, 1.0 - w)), float(np.clip(cy - h / 2, 0.0, 1.0 - h))
+            x0, y0 = (
+                float(np.clip(cx - w / 2, 0.0, 1.0 - w)),
+                float(np.clip(cy - h / 2, 0.0, 1.0 - h)),
+            )
             boxes.append((x0, y0, x0 + w, y0 + h))
         return boxes
 
@@ -134,31 +158,40 @@ class BoxPrior:
         return {
             "format": PRIOR_FORMAT,
             "mechanism": "laplace" if self.epsilon > 0 else "none (uniform, no data)",
-            "epsilon": self.epsilon, "delta": 0.0, "unit": "patient",
+            "epsilon": self.epsilon,
+            "delta": 0.0,
+            "unit": "patient",
             "boxes_per_patient": self.boxes_per_patient,
             "l1_sensitivity": 2 * self.boxes_per_patient,
-            "grid": self.grid, "size_edges": list(SIZE_EDGES), "devices": list(self.devices),
+            "grid": self.grid,
+            "size_edges": list(SIZE_EDGES),
+            "devices": list(self.devices),
             "centre_counts": {k: np.round(v, 4).tolist() for k, v in self.centre_counts.items()},
             "size_counts": {k: np.round(v, 4).tolist() for k, v in self.size_counts.items()},
         }
 
     @classmethod
-    def from_json(cls, data: dict, source: str = "<box prior>") -> "BoxPrior":
+    def from_json(cls, data: dict, source: str = "<box prior>") -> BoxPrior:
         if data.get("format") != PRIOR_FORMAT:
             raise DataError(f"{source}: not a box prior (format {data.get('format')!r})")
         if list(data["size_edges"]) != list(SIZE_EDGES):
-            raise DataError(f"{source}: size bins {data['size_edges']} differ from {list(SIZE_EDGES)}")
-        return cls(grid=int(data["grid"]), epsilon=float(data["epsilon"]),
-                   boxes_per_patient=int(data["boxes_per_patient"]),
-                   centre_counts={k: np.asarray(v, float) for k, v in data["centre_counts"].items()},
-                   size_counts={k: np.asarray(v, float) for k, v in data["size_counts"].items()},
-                   devices=tuple(data["devices"]))
+            raise DataError(
+                f"{source}: size bins {data['size_edges']} differ from {list(SIZE_EDGES)}"
+            )
+        return cls(
+            grid=int(data["grid"]),
+            epsilon=float(data["epsilon"]),
+            boxes_per_patient=int(data["boxes_per_patient"]),
+            centre_counts={k: np.asarray(v, float) for k, v in data["centre_counts"].items()},
+            size_counts={k: np.asarray(v, float) for k, v in data["size_counts"].items()},
+            devices=tuple(data["devices"]),
+        )
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(Path(path), self.to_json())
 
     @classmethod
-    def load(cls, path: str | Path) -> "BoxPrior":
+    def load(cls, path: str | Path) -> BoxPrior:
         path = Path(path)
         try:
             return cls.from_json(json.loads(path.read_text()), str(path))

@@ -42,8 +42,12 @@ def content_hash(file_hashes: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def save_base(out_dir: str | Path, unet: UNet2DModel, model_cfg: ModelConfig,
-              extra_meta: dict[str, Any] | None = None) -> str:
+def save_base(
+    out_dir: str | Path,
+    unet: UNet2DModel,
+    model_cfg: ModelConfig,
+    extra_meta: dict[str, Any] | None = None,
+) -> str:
     """Write a base model directory and return its content hash.
 
     Files are written into a temporary directory first and moved into place, the hash file
@@ -55,9 +59,12 @@ def save_base(out_dir: str | Path, unet: UNet2DModel, model_cfg: ModelConfig,
         "format": META_FORMAT,
         "model": dataclasses.asdict(model_cfg),
         "devices": list(model_cfg.devices),
-        "labels": {"pathology_axis": list(PATHOLOGY_AXIS), "device_axis": [None, *model_cfg.devices],
-                   "rule": "label = pathology_index * len(device_axis) + device_index",
-                   "num_class_embeds": num_labels(model_cfg)},
+        "labels": {
+            "pathology_axis": list(PATHOLOGY_AXIS),
+            "device_axis": [None, *model_cfg.devices],
+            "rule": "label = pathology_index * len(device_axis) + device_index",
+            "num_class_embeds": num_labels(model_cfg),
+        },
         "inputs": {"channels": ["image in [-1,1]", "lesion-box mask in {0,1}"]},
         **(extra_meta or {}),
     }
@@ -65,12 +72,16 @@ def save_base(out_dir: str | Path, unet: UNet2DModel, model_cfg: ModelConfig,
     with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
         tmp_dir = Path(tmp)
         unet.save_pretrained(tmp_dir, safe_serialization=True)
-        (tmp_dir / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        (tmp_dir / META_FILE).write_text(
+            json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
+        )
         hashes = {name: sha256_file(tmp_dir / name) for name in HASHED_FILES}
         for name in HASHED_FILES:
             shutil.move(str(tmp_dir / name), out / name)
     digest = content_hash(hashes)
-    atomic_write_json(out / HASH_FILE, {"algorithm": "sha256", "files": hashes, "content_hash": digest})
+    atomic_write_json(
+        out / HASH_FILE, {"algorithm": "sha256", "files": hashes, "content_hash": digest}
+    )
     return digest
 
 
@@ -79,8 +90,10 @@ def verify_base(base_dir: str | Path, expected_hash: str | None = None) -> str:
     base = Path(base_dir)
     hash_path = base / HASH_FILE
     if not hash_path.exists():
-        raise VerificationError(f"{base}: not a complete base model (no {HASH_FILE}); "
-                                "it may be half-written or not a busgen base")
+        raise VerificationError(
+            f"{base}: not a complete base model (no {HASH_FILE}); "
+            "it may be half-written or not a busgen base"
+        )
     try:
         recorded = json.loads(hash_path.read_text())
         recorded_files, recorded_hash = recorded["files"], recorded["content_hash"]
@@ -92,14 +105,18 @@ def verify_base(base_dir: str | Path, expected_hash: str | None = None) -> str:
             raise VerificationError(f"{path}: missing from the base model")
         actual = sha256_file(path)
         if actual != recorded_files.get(name):
-            raise VerificationError(f"{path}: SHA-256 {actual[:16]}... does not match the recorded "
-                                    f"{str(recorded_files.get(name))[:16]}...; the base was modified")
+            raise VerificationError(
+                f"{path}: SHA-256 {actual[:16]}... does not match the recorded "
+                f"{str(recorded_files.get(name))[:16]}...; the base was modified"
+            )
     digest = content_hash(recorded_files)
     if digest != recorded_hash:
         raise VerificationError(f"{hash_path}: content hash does not match its file hashes")
     if expected_hash is not None and digest != expected_hash:
-        raise VerificationError(f"{base}: content hash {digest[:16]}... is not the expected "
-                                f"{expected_hash[:16]}...; refusing to use this base model")
+        raise VerificationError(
+            f"{base}: content hash {digest[:16]}... is not the expected "
+            f"{expected_hash[:16]}...; refusing to use this base model"
+        )
     return digest
 
 
@@ -108,8 +125,9 @@ def compute_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_base(base_dir: str | Path, expected_hash: str | None = None,
-              device: str | torch.device = "cpu") -> tuple[UNet2DModel, dict[str, Any]]:
+def load_base(
+    base_dir: str | Path, expected_hash: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[UNet2DModel, dict[str, Any]]:
     """Verify, then load a base model. Returns (unet in eval mode, metadata).
 
     `meta["model_config"]` is the ModelConfig the base was built from and `meta["content_hash"]`

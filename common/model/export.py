@@ -10,8 +10,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,8 +24,9 @@ from common.model.sampling import generate
 from common.store import PATHOLOGIES
 
 
-def condition_plan(n: int, pathology: str, device: str | None,
-                   model_cfg: ModelConfig) -> tuple[list[str], list[str]]:
+def condition_plan(
+    n: int, pathology: str, device: str | None, model_cfg: ModelConfig
+) -> tuple[list[str], list[str]]:
     """Per-image conditions: one class or an equal 'mix'; one device or the model's devices cycled."""
     if pathology == "mix":
         paths = [PATHOLOGIES[i % len(PATHOLOGIES)] for i in range(n)]
@@ -42,17 +44,36 @@ def base_box_prior(meta: dict) -> BoxPrior | None:
     return BoxPrior.from_json(data, "base model metadata") if data else None
 
 
-def generate_to_dir(out_dir: str | Path, cfg: Config, unet, model_cfg: ModelConfig, n: int, *,
-                    pathology: str = "mix", device: str | None = None, seed: int = 0,
-                    box_prior: BoxPrior | None = None, provenance: dict[str, Any] | None = None,
-                    progress: Callable[[int], None] | None = None) -> dict:
+def generate_to_dir(
+    out_dir: str | Path,
+    cfg: Config,
+    unet,
+    model_cfg: ModelConfig,
+    n: int,
+    *,
+    pathology: str = "mix",
+    device: str | None = None,
+    seed: int = 0,
+    box_prior: BoxPrior | None = None,
+    provenance: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Generate n images and write them with one metadata row each; returns a summary."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out}: output directory exists and is not empty; choose a new one")
     paths, devices = condition_plan(n, pathology, device, model_cfg)
-    batch = generate(unet, model_cfg, cfg.sampling, n, paths, devices, seed=seed,
-                     box_prior=box_prior, progress=progress)
+    batch = generate(
+        unet,
+        model_cfg,
+        cfg.sampling,
+        n,
+        paths,
+        devices,
+        seed=seed,
+        box_prior=box_prior,
+        progress=progress,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
@@ -62,7 +83,9 @@ def generate_to_dir(out_dir: str | Path, cfg: Config, unet, model_cfg: ModelConf
             name = f"images/{i:05d}.png"
             Image.fromarray(batch.images[i], mode="L").save(tmp / name)
             rows.append({"file": name, **row, **batch.meta, **(provenance or {})})
-        (tmp / "metadata.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        (tmp / "metadata.jsonl").write_text(
+            "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        )
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
@@ -70,6 +93,12 @@ def generate_to_dir(out_dir: str | Path, cfg: Config, unet, model_cfg: ModelConf
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     counts = {p: paths.count(p) for p in sorted(set(paths))}
-    return {"out": str(out), "n": n, "pathology_counts": counts, "seed": seed,
-            "box_prior_epsilon": batch.meta["box_prior_epsilon"], **(provenance or {}),
-            "mean_intensity": float(np.mean(batch.images))}
+    return {
+        "out": str(out),
+        "n": n,
+        "pathology_counts": counts,
+        "seed": seed,
+        "box_prior_epsilon": batch.meta["box_prior_epsilon"],
+        **(provenance or {}),
+        "mean_intensity": float(np.mean(batch.images)),
+    }

@@ -23,9 +23,15 @@ TARGETS = {"attention": ATTENTION, "attention+conv": ATTENTION + ["conv1", "conv
 def inject_lora(unet: torch.nn.Module, lora_cfg: LoraConfig) -> torch.nn.Module:
     """Add LoRA adapters in place (base frozen, adapters start as the identity update)."""
     if lora_cfg.targets not in TARGETS:
-        raise ConfigError(f"lora.targets must be one of {sorted(TARGETS)}, got {lora_cfg.targets!r}")
-    config = PeftLoraConfig(r=lora_cfg.rank, lora_alpha=lora_cfg.alpha,
-                            target_modules=TARGETS[lora_cfg.targets], lora_dropout=0.0)
+        raise ConfigError(
+            f"lora.targets must be one of {sorted(TARGETS)}, got {lora_cfg.targets!r}"
+        )
+    config = PeftLoraConfig(
+        r=lora_cfg.rank,
+        lora_alpha=lora_cfg.alpha,
+        target_modules=TARGETS[lora_cfg.targets],
+        lora_dropout=0.0,
+    )
     return inject_adapter_in_model(config, unet)
 
 
@@ -44,11 +50,15 @@ def load_adapter(unet: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     expected = get_peft_model_state_dict(unet)
     missing, extra = set(expected) - set(state), set(state) - set(expected)
     if missing or extra:
-        raise ConfigError(f"adapter does not fit this model: {len(missing)} missing tensors "
-                          f"(e.g. {sorted(missing)[:2]}), {len(extra)} unexpected "
-                          f"(e.g. {sorted(extra)[:2]}); check lora.targets and lora.rank")
+        raise ConfigError(
+            f"adapter does not fit this model: {len(missing)} missing tensors "
+            f"(e.g. {sorted(missing)[:2]}), {len(extra)} unexpected "
+            f"(e.g. {sorted(extra)[:2]}); check lora.targets and lora.rank"
+        )
     for k, v in state.items():
         if tuple(v.shape) != tuple(expected[k].shape):
-            raise ConfigError(f"adapter tensor {k} has shape {tuple(v.shape)}, model expects "
-                              f"{tuple(expected[k].shape)}; check lora.rank")
+            raise ConfigError(
+                f"adapter tensor {k} has shape {tuple(v.shape)}, model expects "
+                f"{tuple(expected[k].shape)}; check lora.rank"
+            )
     set_peft_model_state_dict(unet, {k: torch.as_tensor(v) for k, v in state.items()})

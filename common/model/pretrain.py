@@ -19,9 +19,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -31,7 +31,13 @@ from common.config import Config
 from common.errors import ConfigError, DataError
 from common.model.box_prior import BoxPrior
 from common.model.checkpoint import compute_device, save_base
-from common.model.unet import build_unet, class_labels, diffusion_loss, drop_conditions, training_scheduler
+from common.model.unet import (
+    build_unet,
+    class_labels,
+    diffusion_loss,
+    drop_conditions,
+    training_scheduler,
+)
 from common.store import ImageRecord, Store
 
 log = logging.getLogger(__name__)
@@ -77,8 +83,16 @@ def _fingerprint(cfg: Config, records: list[ImageRecord]) -> str:
     """What must not change between a run and its resume: model, training recipe, seed, data."""
     pre = asdict(cfg.pretrain)
     pre.pop("checkpoint_every")
-    text = json.dumps({"model": asdict(cfg.model), "pretrain": pre, "seed": cfg.seed,
-                       "data": [r.image_id for r in records]}, sort_keys=True, default=str)
+    text = json.dumps(
+        {
+            "model": asdict(cfg.model),
+            "pretrain": pre,
+            "seed": cfg.seed,
+            "data": [r.image_id for r in records],
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -89,7 +103,9 @@ def _save_state(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_training_data(store: Store, cfg: Config) -> tuple[list[ImageRecord], torch.Tensor, torch.Tensor, torch.Tensor]:
+def load_training_data(
+    store: Store, cfg: Config
+) -> tuple[list[ImageRecord], torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training side of the store (patient-level split) as tensors: images, masks, labels.
 
     Devices the model does not know are trained as the null device, so imported data without
@@ -102,9 +118,14 @@ def load_training_data(store: Store, cfg: Config) -> tuple[list[ImageRecord], to
     known = set(cfg.model.devices)
     unknown = sorted({r.device for r in records if r.device not in known})
     if unknown:
-        log.warning("devices %s are not in model.devices; training them as the null device", unknown)
-    labels = class_labels([r.pathology for r in records],
-                          [r.device if r.device in known else None for r in records], cfg.model)
+        log.warning(
+            "devices %s are not in model.devices; training them as the null device", unknown
+        )
+    labels = class_labels(
+        [r.pathology for r in records],
+        [r.device if r.device in known else None for r in records],
+        cfg.model,
+    )
     return records, torch.from_numpy(images), torch.from_numpy(masks), labels
 
 
@@ -117,9 +138,16 @@ def _batch_weights(records: list[ImageRecord], balance: bool) -> torch.Tensor:
     return torch.tensor([1.0 / counts[r.pathology] for r in records], dtype=torch.float64)
 
 
-def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress: bool = True,
-             stop_at_step: int | None = None, time_budget_s: float | None = None,
-             on_step: Callable[[int, float], None] | None = None) -> PretrainResult:
+def pretrain(
+    store: Store | Path,
+    cfg: Config,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    stop_at_step: int | None = None,
+    time_budget_s: float | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> PretrainResult:
     """Train (or resume training) the base model and write it to `out_dir` when finished.
 
     `stop_at_step` / `time_budget_s` end the session early with a checkpoint, so a long run can
@@ -130,7 +158,9 @@ def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress:
     out = Path(out_dir)
     pc = cfg.pretrain
     if pc.steps < 1 or pc.batch_size < 1 or pc.checkpoint_every < 1:
-        raise ConfigError("pretrain.steps, pretrain.batch_size and pretrain.checkpoint_every must be >= 1")
+        raise ConfigError(
+            "pretrain.steps, pretrain.batch_size and pretrain.checkpoint_every must be >= 1"
+        )
     records, images, masks, labels = load_training_data(store, cfg)
     weights = _batch_weights(records, pc.balance_classes)
     fingerprint = _fingerprint(cfg, records)
@@ -151,8 +181,10 @@ def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress:
         # on the CPU: RNG states must stay CPU byte tensors; the rest is copied to `dev` below
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         if state["fingerprint"] != fingerprint:
-            raise ConfigError(f"{state_path}: this checkpoint was made with a different config, seed "
-                              "or training data; use a new --out directory or the same settings")
+            raise ConfigError(
+                f"{state_path}: this checkpoint was made with a different config, seed "
+                "or training data; use a new --out directory or the same settings"
+            )
         unet.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
@@ -165,19 +197,31 @@ def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress:
         log.info("resuming from %s at step %d", state_path, step)
 
     def checkpoint() -> None:
-        _save_state(state_path, {
-            "fingerprint": fingerprint, "step": step, "losses": losses,
-            "model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-            "lr_scheduler": lr_sched.state_dict(), "generator": gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None,
-        })
+        _save_state(
+            state_path,
+            {
+                "fingerprint": fingerprint,
+                "step": step,
+                "losses": losses,
+                "model": unet.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(),
+                "lr_scheduler": lr_sched.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None,
+            },
+        )
 
     amp = pc.mixed_precision and dev.type == "cuda"
     end = min(pc.steps, stop_at_step) if stop_at_step is not None else pc.steps
     t0, done_images = time.perf_counter(), 0
     bar = _progress_bar(progress)
-    task = bar.add_task("pretrain", total=pc.steps, completed=step, loss=float("nan"), ips=0.0) if bar else None
+    task = (
+        bar.add_task("pretrain", total=pc.steps, completed=step, loss=float("nan"), ips=0.0)
+        if bar
+        else None
+    )
     with bar or _Nothing(), open(_ensure(out) / "train_log.jsonl", "a") as train_log:
         while step < end:
             idx = torch.multinomial(weights, pc.batch_size, replacement=True, generator=gen)
@@ -205,9 +249,17 @@ def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress:
             if on_step:
                 on_step(step, loss_value)
             if step % 10 == 0 or step == end:
-                train_log.write(json.dumps({"step": step, "loss": round(loss_value, 6),
-                                            "lr": lr_sched.get_last_lr()[0],
-                                            "images_per_s": round(ips, 3)}) + "\n")
+                train_log.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "loss": round(loss_value, 6),
+                            "lr": lr_sched.get_last_lr()[0],
+                            "images_per_s": round(ips, 3),
+                        }
+                    )
+                    + "\n"
+                )
                 train_log.flush()
             over_budget = time_budget_s is not None and time.perf_counter() - t0 > time_budget_s
             if step % pc.checkpoint_every == 0 or step == end or over_budget:
@@ -220,18 +272,32 @@ def pretrain(store: Store | Path, cfg: Config, out_dir: str | Path, *, progress:
 
     ema_unet = build_unet(cfg.model)
     ema_unet.load_state_dict({k: v.to(torch.float32) for k, v in ema.shadow.items()})
-    prior = BoxPrior.fit(records, cfg.model.devices, cfg.sampling.box_prior_epsilon,
-                         grid=cfg.sampling.box_prior_grid,
-                         boxes_per_patient=cfg.sampling.box_prior_boxes_per_patient)
-    digest = save_base(out, ema_unet, cfg.model, {
-        "training": {"steps": step, "final_loss_mean_last_50": float(np.mean(losses[-50:])),
-                     "prediction_type": cfg.model.prediction_type, "ema_decay": pc.ema_decay,
-                     "seed": cfg.seed, "n_images": len(records),
-                     "n_patients": len({r.patient for r in records}),
-                     "pretrain": asdict(pc)},
-        "box_prior": prior.to_json(),
-        "sampling": asdict(cfg.sampling),
-    })
+    prior = BoxPrior.fit(
+        records,
+        cfg.model.devices,
+        cfg.sampling.box_prior_epsilon,
+        grid=cfg.sampling.box_prior_grid,
+        boxes_per_patient=cfg.sampling.box_prior_boxes_per_patient,
+    )
+    digest = save_base(
+        out,
+        ema_unet,
+        cfg.model,
+        {
+            "training": {
+                "steps": step,
+                "final_loss_mean_last_50": float(np.mean(losses[-50:])),
+                "prediction_type": cfg.model.prediction_type,
+                "ema_decay": pc.ema_decay,
+                "seed": cfg.seed,
+                "n_images": len(records),
+                "n_patients": len({r.patient for r in records}),
+                "pretrain": asdict(pc),
+            },
+            "box_prior": prior.to_json(),
+            "sampling": asdict(cfg.sampling),
+        },
+    )
     log.info("base model written to %s (content hash %s)", out, digest)
     return PretrainResult(out, step, True, digest, losses, ips, len(records))
 
@@ -252,8 +318,19 @@ class _Nothing:
 def _progress_bar(enabled: bool):
     if not enabled:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}"),
-                    TextColumn("{task.fields[ips]:.1f} img/s"), TimeRemainingColumn())
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[ips]:.1f} img/s"),
+        TimeRemainingColumn(),
+    )

@@ -7,8 +7,8 @@ unconditional] inputs, mix the two predictions with the guidance scale and take 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -41,12 +41,21 @@ class GeneratedBatch:
 
     def rows(self) -> list[dict]:
         """One metadata row per image (for metadata.jsonl)."""
-        return [{"index": i, "pathology": p, "device": d, "boxes": [list(b) for b in bx],
-                 "seed": self.seed} for i, (p, d, bx) in
-                enumerate(zip(self.pathology, self.device, self.boxes))]
+        return [
+            {
+                "index": i,
+                "pathology": p,
+                "device": d,
+                "boxes": [list(b) for b in bx],
+                "seed": self.seed,
+            }
+            for i, (p, d, bx) in enumerate(zip(self.pathology, self.device, self.boxes))
+        ]
 
 
-def sampling_scheduler(model_cfg: ModelConfig, sampling_cfg: SamplingConfig) -> DPMSolverMultistepScheduler:
+def sampling_scheduler(
+    model_cfg: ModelConfig, sampling_cfg: SamplingConfig
+) -> DPMSolverMultistepScheduler:
     """DPM-Solver++ (multistep, order 2) derived from the training schedule.
 
     With the cosine (squaredcos_cap_v2) schedule the solver's last steps see log-SNR values so
@@ -56,8 +65,13 @@ def sampling_scheduler(model_cfg: ModelConfig, sampling_cfg: SamplingConfig) -> 
         raise ConfigError(f"sampling.steps must be between 5 and 200, got {sampling_cfg.steps}")
     extra = {"lambda_min_clipped": -5.1} if model_cfg.beta_schedule == "squaredcos_cap_v2" else {}
     return DPMSolverMultistepScheduler.from_config(
-        training_scheduler(model_cfg).config, algorithm_type="dpmsolver++", solver_order=2,
-        thresholding=True, sample_max_value=1.0, **extra)
+        training_scheduler(model_cfg).config,
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        thresholding=True,
+        sample_max_value=1.0,
+        **extra,
+    )
 
 
 def _broadcast(value, n: int, name: str) -> list:
@@ -69,24 +83,43 @@ def _broadcast(value, n: int, name: str) -> list:
     return values
 
 
-def _draw_boxes(pathology: list[str], device: list[str | None], size: int,
-                prior: BoxPrior, rng: np.random.Generator) -> list[list[PixelBox]]:
+def _draw_boxes(
+    pathology: list[str],
+    device: list[str | None],
+    size: int,
+    prior: BoxPrior,
+    rng: np.random.Generator,
+) -> list[list[PixelBox]]:
     out = []
     for p, d in zip(pathology, device):
         if p == "normal":
             out.append([])
             continue
         x0, y0, x1, y1 = prior.sample(p, d, 1, rng)[0]
-        out.append([(int(round(x0 * size)), int(round(y0 * size)),
-                     max(int(round(x1 * size)), int(round(x0 * size)) + 1),
-                     max(int(round(y1 * size)), int(round(y0 * size)) + 1))])
+        out.append(
+            [
+                (
+                    int(round(x0 * size)),
+                    int(round(y0 * size)),
+                    max(int(round(x1 * size)), int(round(x0 * size)) + 1),
+                    max(int(round(y1 * size)), int(round(y0 * size)) + 1),
+                )
+            ]
+        )
     return out
 
 
 @torch.inference_mode()
-def _denoise(unet: torch.nn.Module, noise: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor,
-             scheduler: DPMSolverMultistepScheduler, steps: int, guidance: float,
-             batched_cfg: bool) -> torch.Tensor:
+def _denoise(
+    unet: torch.nn.Module,
+    noise: torch.Tensor,
+    masks: torch.Tensor,
+    labels: torch.Tensor,
+    scheduler: DPMSolverMultistepScheduler,
+    steps: int,
+    guidance: float,
+    batched_cfg: bool,
+) -> torch.Tensor:
     scheduler.set_timesteps(steps, device=noise.device)
     x = noise * scheduler.init_noise_sigma
     null_labels = torch.full_like(labels, NULL_LABEL)
@@ -98,8 +131,11 @@ def _denoise(unet: torch.nn.Module, noise: torch.Tensor, masks: torch.Tensor, la
         else:
             uncond_in = torch.cat([x, null_masks], dim=1)
             if batched_cfg:
-                both = unet(torch.cat([cond_in, uncond_in]), t,
-                            class_labels=torch.cat([labels, null_labels])).sample
+                both = unet(
+                    torch.cat([cond_in, uncond_in]),
+                    t,
+                    class_labels=torch.cat([labels, null_labels]),
+                ).sample
                 pred_c, pred_u = both.chunk(2)
             else:
                 pred_c = unet(cond_in, t, class_labels=labels).sample
@@ -109,11 +145,19 @@ def _denoise(unet: torch.nn.Module, noise: torch.Tensor, masks: torch.Tensor, la
     return x
 
 
-def generate(unet: UNet2DModel, model_cfg: ModelConfig, sampling_cfg: SamplingConfig, n: int,
-             pathology: str | Sequence[str], device: str | None | Sequence[str | None],
-             boxes: Sequence[Sequence[PixelBox]] | None = None, seed: int = 0,
-             box_prior: BoxPrior | None = None, batched_cfg: bool = True,
-             progress=None) -> GeneratedBatch:
+def generate(
+    unet: UNet2DModel,
+    model_cfg: ModelConfig,
+    sampling_cfg: SamplingConfig,
+    n: int,
+    pathology: str | Sequence[str],
+    device: str | None | Sequence[str | None],
+    boxes: Sequence[Sequence[PixelBox]] | None = None,
+    seed: int = 0,
+    box_prior: BoxPrior | None = None,
+    batched_cfg: bool = True,
+    progress=None,
+) -> GeneratedBatch:
     """Generate `n` images for the given pathology/device (one value each, or one per image).
 
     `boxes`: per image, a list of lesion boxes in pixels at `model_cfg.image_size`. When None,
@@ -146,18 +190,34 @@ def generate(unet: UNet2DModel, model_cfg: ModelConfig, sampling_cfg: SamplingCo
     for start in range(0, n, sampling_cfg.batch_size):
         sl = slice(start, start + sampling_cfg.batch_size)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            x = _denoise(unet, noise[sl].to(dev), masks[sl].unsqueeze(1).to(dev),
-                         labels[sl].to(dev), sampling_scheduler(model_cfg, sampling_cfg),
-                         sampling_cfg.steps, float(sampling_cfg.guidance_scale), batched_cfg)
+            x = _denoise(
+                unet,
+                noise[sl].to(dev),
+                masks[sl].unsqueeze(1).to(dev),
+                labels[sl].to(dev),
+                sampling_scheduler(model_cfg, sampling_cfg),
+                sampling_cfg.steps,
+                float(sampling_cfg.guidance_scale),
+                batched_cfg,
+            )
         chunks.append(x.float().cpu())
         if progress is not None:
             progress(min(n, start + sampling_cfg.batch_size))
     unet.train(was_training)
     images = ((torch.cat(chunks)[:, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    return GeneratedBatch(images=images, boxes=box_lists, pathology=paths, device=devs,
-                          labels=labels, seed=seed,
-                          meta={"sampler": "DPM-Solver++ (multistep, order 2)",
-                                "steps": sampling_cfg.steps,
-                                "guidance_scale": sampling_cfg.guidance_scale,
-                                "box_prior_epsilon": None if boxes is not None else
-                                (box_prior.epsilon if box_prior else 0.0)})
+    return GeneratedBatch(
+        images=images,
+        boxes=box_lists,
+        pathology=paths,
+        device=devs,
+        labels=labels,
+        seed=seed,
+        meta={
+            "sampler": "DPM-Solver++ (multistep, order 2)",
+            "steps": sampling_cfg.steps,
+            "guidance_scale": sampling_cfg.guidance_scale,
+            "box_prior_epsilon": None
+            if boxes is not None
+            else (box_prior.epsilon if box_prior else 0.0),
+        },
+    )

@@ -13,7 +13,7 @@ condition at all", the one joint dropout trains.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,14 +39,20 @@ def build_unet(model_cfg: ModelConfig) -> UNet2DModel:
     """
     levels = model_cfg.attention_levels
     if len(levels) != len(model_cfg.block_out_channels):
-        raise ConfigError(f"model.attention_levels has {len(levels)} entries but "
-                          f"model.block_out_channels has {len(model_cfg.block_out_channels)}")
+        raise ConfigError(
+            f"model.attention_levels has {len(levels)} entries but "
+            f"model.block_out_channels has {len(model_cfg.block_out_channels)}"
+        )
     if any(c % model_cfg.norm_num_groups for c in model_cfg.block_out_channels):
-        raise ConfigError(f"model.block_out_channels {list(model_cfg.block_out_channels)} must all "
-                          f"be divisible by model.norm_num_groups={model_cfg.norm_num_groups}")
+        raise ConfigError(
+            f"model.block_out_channels {list(model_cfg.block_out_channels)} must all "
+            f"be divisible by model.norm_num_groups={model_cfg.norm_num_groups}"
+        )
     if model_cfg.image_size % 2 ** (len(levels) - 1):
-        raise ConfigError(f"model.image_size={model_cfg.image_size} must be divisible by "
-                          f"{2 ** (len(levels) - 1)} for {len(levels)} UNet levels")
+        raise ConfigError(
+            f"model.image_size={model_cfg.image_size} must be divisible by "
+            f"{2 ** (len(levels) - 1)} for {len(levels)} UNet levels"
+        )
     if len(set(model_cfg.devices)) != len(model_cfg.devices):
         raise ConfigError(f"model.devices has duplicates: {list(model_cfg.devices)}")
     down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels)
@@ -66,9 +72,12 @@ def build_unet(model_cfg: ModelConfig) -> UNet2DModel:
     )
 
 
-def class_labels(pathology: Sequence[str | None] | str | None,
-                 device: Sequence[str | None] | str | None,
-                 model_cfg: ModelConfig, n: int | None = None) -> torch.LongTensor:
+def class_labels(
+    pathology: Sequence[str | None] | str | None,
+    device: Sequence[str | None] | str | None,
+    model_cfg: ModelConfig,
+    n: int | None = None,
+) -> torch.LongTensor:
     """Joint class indices for (pathology, device) pairs; None is the null condition.
 
     A single string (or None) for either argument is broadcast to the length of the other, or to
@@ -80,17 +89,22 @@ def class_labels(pathology: Sequence[str | None] | str | None,
     paths = paths * length if len(paths) == 1 else paths
     devs = devs * length if len(devs) == 1 else devs
     if len(paths) != length or len(devs) != length:
-        raise ConfigError(f"class_labels: {len(paths)} pathologies and {len(devs)} devices "
-                          f"cannot be paired (n={length})")
+        raise ConfigError(
+            f"class_labels: {len(paths)} pathologies and {len(devs)} devices "
+            f"cannot be paired (n={length})"
+        )
     device_axis = (None, *model_cfg.devices)
     out = []
     for p, d in zip(paths, devs):
         if p not in PATHOLOGY_AXIS:
-            raise ConfigError(f"unknown pathology {p!r}; expected one of normal, benign, "
-                              "malignant or None")
+            raise ConfigError(
+                f"unknown pathology {p!r}; expected one of normal, benign, malignant or None"
+            )
         if d not in device_axis:
-            raise ConfigError(f"unknown device {d!r}; this model knows "
-                              f"{list(model_cfg.devices)} (model.devices) or None")
+            raise ConfigError(
+                f"unknown device {d!r}; this model knows "
+                f"{list(model_cfg.devices)} (model.devices) or None"
+            )
         out.append(PATHOLOGY_AXIS.index(p) * len(device_axis) + device_axis.index(d))
     return torch.tensor(out, dtype=torch.long)
 
@@ -105,16 +119,21 @@ def decode_label(label: int, model_cfg: ModelConfig) -> tuple[str | None, str | 
 def training_scheduler(model_cfg: ModelConfig) -> DDPMScheduler:
     """The forward-noising schedule the model is trained with (and sampling derives from)."""
     if model_cfg.prediction_type not in ("epsilon", "v_prediction"):
-        raise ConfigError(f"model.prediction_type must be epsilon or v_prediction, "
-                          f"got {model_cfg.prediction_type!r}")
-    return DDPMScheduler(num_train_timesteps=model_cfg.num_train_timesteps,
-                         beta_schedule=model_cfg.beta_schedule,
-                         prediction_type=model_cfg.prediction_type,
-                         clip_sample=True)
+        raise ConfigError(
+            f"model.prediction_type must be epsilon or v_prediction, "
+            f"got {model_cfg.prediction_type!r}"
+        )
+    return DDPMScheduler(
+        num_train_timesteps=model_cfg.num_train_timesteps,
+        beta_schedule=model_cfg.beta_schedule,
+        prediction_type=model_cfg.prediction_type,
+        clip_sample=True,
+    )
 
 
-def drop_conditions(labels: torch.Tensor, masks: torch.Tensor, p: float,
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def drop_conditions(
+    labels: torch.Tensor, masks: torch.Tensor, p: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Joint condition dropout for classifier-free guidance.
 
     With probability `p` per sample, the pathology, the device AND the box mask are all replaced
@@ -131,24 +150,37 @@ def _as_nchw(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1) if x.ndim == 3 else x
 
 
-def draw_noise(images: torch.Tensor, scheduler: DDPMScheduler,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_noise(
+    images: torch.Tensor, scheduler: DDPMScheduler, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Noise (shaped like the images, as NCHW) and one timestep per image, from `generator` (on
     its device), returned on the images' device."""
     images = _as_nchw(images)
     gen_device = generator.device if generator is not None else images.device
-    noise = torch.randn(images.shape, generator=generator, device=gen_device,
-                        dtype=images.dtype).to(images.device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (images.shape[0],),
-                      generator=generator, device=gen_device).to(images.device)
+    noise = torch.randn(
+        images.shape, generator=generator, device=gen_device, dtype=images.dtype
+    ).to(images.device)
+    t = torch.randint(
+        0,
+        scheduler.config.num_train_timesteps,
+        (images.shape[0],),
+        generator=generator,
+        device=gen_device,
+    ).to(images.device)
     return noise, t
 
 
-def diffusion_loss(unet: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
-                   labels: torch.Tensor, scheduler: DDPMScheduler,
-                   generator: torch.Generator | None = None,
-                   reduction: str = "mean", noise: torch.Tensor | None = None,
-                   timesteps: torch.Tensor | None = None) -> torch.Tensor:
+def diffusion_loss(
+    unet: torch.nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    labels: torch.Tensor,
+    scheduler: DDPMScheduler,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+    noise: torch.Tensor | None = None,
+    timesteps: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Denoising loss for a batch: images in [-1,1] and box masks, [B,H,W] or [B,1,H,W].
 
     Noise and timesteps are drawn from `generator` (on its device) so a seeded run is
@@ -160,8 +192,9 @@ def diffusion_loss(unet: torch.nn.Module, images: torch.Tensor, masks: torch.Ten
     if noise is None or timesteps is None:
         noise, timesteps = draw_noise(images, scheduler, generator)
     noisy = scheduler.add_noise(images, noise, timesteps)
-    pred = unet(torch.cat([noisy, masks], dim=1), timesteps,
-                class_labels=labels.to(images.device)).sample
+    pred = unet(
+        torch.cat([noisy, masks], dim=1), timesteps, class_labels=labels.to(images.device)
+    ).sample
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(images, noise, timesteps)
     else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from common.errors import ConfigError, PolicyError
 
@@ -65,9 +65,15 @@ def epsilon(history: Sequence[Block], delta: float, accountant: str = "prv") -> 
         return float(acc.get_epsilon(delta=delta))
 
 
-def calibrate_noise(target_epsilon: float, delta: float, sample_rate: float, steps: int,
-                    accountant: str = "prv", prior: Sequence[Block] = (),
-                    tolerance: float = 0.01) -> float:
+def calibrate_noise(
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str = "prv",
+    prior: Sequence[Block] = (),
+    tolerance: float = 0.01,
+) -> float:
     """Smallest noise multiplier (within a relative `tolerance` of the epsilon) such that `steps` more steps at
     `sample_rate`, composed after the `prior` blocks, stay at or below `target_epsilon`.
 
@@ -92,8 +98,10 @@ def calibrate_noise(target_epsilon: float, delta: float, sample_rate: float, ste
     while eps_hi > target_epsilon:
         lo, hi = hi, hi * 2
         if hi > 1e4:
-            raise PolicyError(f"epsilon {target_epsilon} is out of reach for {steps} steps at "
-                              f"sample rate {sample_rate:.4g} (noise multiplier would exceed 1e4)")
+            raise PolicyError(
+                f"epsilon {target_epsilon} is out of reach for {steps} steps at "
+                f"sample rate {sample_rate:.4g} (noise multiplier would exceed 1e4)"
+            )
         eps_hi = eps_at(hi)
     while eps_hi < target_epsilon * (1 - tolerance) and hi - lo > 1e-3:
         mid = (lo + hi) / 2

@@ -28,7 +28,9 @@ class SitePolicy:
     min_noise_multiplier: float = 0.5
     max_rounds: int = 50
 
-    def check_job(self, *, patients: int, delta: float, noise_multiplier: float, rounds: int) -> None:
+    def check_job(
+        self, *, patients: int, delta: float, noise_multiplier: float, rounds: int
+    ) -> None:
         """Refuse a job whose fixed parameters break the policy (epsilon is checked by the ledger)."""
         problems = []
         if patients < self.min_patients:
@@ -38,8 +40,10 @@ class SitePolicy:
         if delta >= 1.0 / patients:
             problems.append(f"delta {delta:.2e} is not below 1/patients = {1.0 / patients:.2e}")
         if noise_multiplier < self.min_noise_multiplier:
-            problems.append(f"noise multiplier {noise_multiplier:.3f} < min_noise_multiplier "
-                            f"{self.min_noise_multiplier} (ask for a smaller epsilon or fewer steps)")
+            problems.append(
+                f"noise multiplier {noise_multiplier:.3f} < min_noise_multiplier "
+                f"{self.min_noise_multiplier} (ask for a smaller epsilon or fewer steps)"
+            )
         if rounds > self.max_rounds:
             problems.append(f"{rounds} rounds > max_rounds {self.max_rounds}")
         if problems:
@@ -73,8 +77,10 @@ def load_policy(path: Path) -> SitePolicy:
     """Read and strictly validate a policy file (unknown keys and wrong types are errors)."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path}: no site policy; run `busgen-site init` or write one with "
-                          "common.privacy.policy.write_default_policy")
+        raise ConfigError(
+            f"{path}: no site policy; run `busgen-site init` or write one with "
+            "common.privacy.policy.write_default_policy"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -87,8 +93,11 @@ def load_policy(path: Path) -> SitePolicy:
         if key not in types:
             raise ConfigError(f"{path}: unknown key '{key}' (allowed: {', '.join(types)})")
         want = float if types[key] in (float, "float") else int
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                (want is int and not isinstance(value, int)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (want is int and not isinstance(value, int))
+        ):
             raise ConfigError(f"{path}: '{key}' must be a {want.__name__}, got {value!r}")
         if value <= 0:
             raise ConfigError(f"{path}: '{key}' must be positive, got {value!r}")

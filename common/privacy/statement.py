@@ -41,7 +41,7 @@ class PrivacyStatement:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PrivacyStatement":
+    def from_dict(cls, data: dict) -> PrivacyStatement:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["history"] = tuple(tuple(b) for b in data.get("history", ()))
@@ -50,7 +50,9 @@ class PrivacyStatement:
     def summary(self) -> str:
         """One line for logs and reports."""
         eps = "inf" if self.epsilon == float("inf") else f"{self.epsilon:.2f}"
-        return (f"({eps}, {self.delta:.1e})-DP per {self.unit} [{self.accountant}], "
-                f"{self.scope}: {self.steps} steps in {self.rounds} round(s), "
-                f"q={self.sample_rate:.4f}, sigma={self.noise_multiplier:.3f}, "
-                f"C={self.max_grad_norm:g}")
+        return (
+            f"({eps}, {self.delta:.1e})-DP per {self.unit} [{self.accountant}], "
+            f"{self.scope}: {self.steps} steps in {self.rounds} round(s), "
+            f"q={self.sample_rate:.4f}, sigma={self.noise_multiplier:.3f}, "
+            f"C={self.max_grad_norm:g}"
+        )

@@ -11,8 +11,8 @@ Both take uint8 grayscale images [N, H, W] and return float64 features [N, D].
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -35,13 +35,20 @@ class FeatureExtractor:
     @torch.inference_mode()
     def extract(self, images: np.ndarray) -> np.ndarray:
         if images.ndim != 3 or images.dtype != np.uint8:
-            raise DataError(f"{self.name} features: expected uint8 images [N,H,W], "
-                            f"got {images.dtype} {images.shape}")
+            raise DataError(
+                f"{self.name} features: expected uint8 images [N,H,W], "
+                f"got {images.dtype} {images.shape}"
+            )
         out = []
         for start in range(0, len(images), self.batch_size):
-            x = torch.from_numpy(images[start:start + self.batch_size]).float().unsqueeze(1)
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True)
+            x = torch.from_numpy(images[start : start + self.batch_size]).float().unsqueeze(1)
+            x = F.interpolate(
+                x,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
             out.append(self.net(self.prepare(x)).double().numpy())
         return np.concatenate(out) if out else np.zeros((0, 1))
 
@@ -71,8 +78,13 @@ def efflite0_extractor(input_size: int = 224, batch_size: int = 32) -> FeatureEx
         raise DataError(f"{path}: cannot read EfficientNet-Lite0 weights: {exc}") from exc
     model.load_state_dict(state, strict=True)
     model.eval()
-    return FeatureExtractor("EffLite0", _EffLite0Features(model), input_size,
-                            lambda x: ((x - 127.0) / 128.0).repeat(1, 3, 1, 1), batch_size)
+    return FeatureExtractor(
+        "EffLite0",
+        _EffLite0Features(model),
+        input_size,
+        lambda x: ((x - 127.0) / 128.0).repeat(1, 3, 1, 1),
+        batch_size,
+    )
 
 
 class _RandomCNN(nn.Module):
@@ -83,7 +95,9 @@ class _RandomCNN(nn.Module):
         layers, c_in = [], 1
         for c in widths:
             conv = nn.Conv2d(c_in, c, 3, stride=2, padding=1)
-            nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")  # keeps feature scale
+            nn.init.kaiming_normal_(
+                conv.weight, a=0.2, nonlinearity="leaky_relu"
+            )  # keeps feature scale
             nn.init.zeros_(conv.bias)
             layers += [conv, nn.LeakyReLU(0.2)]
             c_in = c
@@ -94,10 +108,14 @@ class _RandomCNN(nn.Module):
         return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
 
 
-def random_cnn_extractor(seed: int = 0, input_size: int = 64, batch_size: int = 64) -> FeatureExtractor:
+def random_cnn_extractor(
+    seed: int = 0, input_size: int = 64, batch_size: int = 64
+) -> FeatureExtractor:
     """A randomly initialised CNN whose weights depend only on `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = _RandomCNN()
     net.eval()
-    return FeatureExtractor(f"RandCNN{seed}", net, input_size, lambda x: x / 127.5 - 1.0, batch_size)
+    return FeatureExtractor(
+        f"RandCNN{seed}", net, input_size, lambda x: x / 127.5 - 1.0, batch_size
+    )

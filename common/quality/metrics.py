@@ -34,8 +34,11 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray) -> float:
     k_ff = (fake @ fake.T / d + 1) ** 3
     k_rf = (real @ fake.T / d + 1) ** 3
     n, m = len(real), len(fake)
-    return float((k_rr.sum() - np.trace(k_rr)) / (n * (n - 1))
-                 + (k_ff.sum() - np.trace(k_ff)) / (m * (m - 1)) - 2 * k_rf.mean())
+    return float(
+        (k_rr.sum() - np.trace(k_rr)) / (n * (n - 1))
+        + (k_ff.sum() - np.trace(k_ff)) / (m * (m - 1))
+        - 2 * k_rf.mean()
+    )
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -66,8 +69,9 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[fl
     return density, coverage
 
 
-def _kid_bootstrap(real: np.ndarray, fake: np.ndarray, n_boot: int,
-                   rng: np.random.Generator) -> tuple[float, float]:
+def _kid_bootstrap(
+    real: np.ndarray, fake: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> tuple[float, float]:
     """KID over resamples, skipping pairs that are copies of one original sample.
 
     A plain resample with replacement puts duplicates in the within-set sums, which inflates
@@ -75,49 +79,80 @@ def _kid_bootstrap(real: np.ndarray, fake: np.ndarray, n_boot: int,
     resampled estimate unbiased.
     """
     d = real.shape[1]
-    k_rr, k_ff, k_rf = ((real @ real.T / d + 1) ** 3, (fake @ fake.T / d + 1) ** 3,
-                        (real @ fake.T / d + 1) ** 3)
+    k_rr, k_ff, k_rf = (
+        (real @ real.T / d + 1) ** 3,
+        (fake @ fake.T / d + 1) ** 3,
+        (real @ fake.T / d + 1) ** 3,
+    )
     values = []
     for _ in range(n_boot):
         ir, jf = rng.integers(0, len(real), len(real)), rng.integers(0, len(fake), len(fake))
         mr, mf = ir[:, None] != ir[None, :], jf[:, None] != jf[None, :]
-        values.append(float((k_rr[np.ix_(ir, ir)] * mr).sum() / mr.sum()
-                            + (k_ff[np.ix_(jf, jf)] * mf).sum() / mf.sum()
-                            - 2 * k_rf[np.ix_(ir, jf)].mean()))
+        values.append(
+            float(
+                (k_rr[np.ix_(ir, ir)] * mr).sum() / mr.sum()
+                + (k_ff[np.ix_(jf, jf)] * mf).sum() / mf.sum()
+                - 2 * k_rf[np.ix_(ir, jf)].mean()
+            )
+        )
     lo, hi = np.percentile(values, [2.5, 97.5])
     return float(lo), float(hi)
 
 
-def bootstrap_interval(metric, real: np.ndarray, fake: np.ndarray, n_boot: int,
-                       rng: np.random.Generator, value: float | None = None) -> tuple[float, float]:
+def bootstrap_interval(
+    metric,
+    real: np.ndarray,
+    fake: np.ndarray,
+    n_boot: int,
+    rng: np.random.Generator,
+    value: float | None = None,
+) -> tuple[float, float]:
     """95% interval of `metric` over resamples (with replacement) of both sets.
 
     With `value` (the full-sample estimate), the resampled values are first shifted by the
     bootstrap's own bias (their mean minus `value`): FD on a resample sees fewer distinct points
     and reads high, which would otherwise push the whole interval above the estimate.
     """
-    values = np.array([metric(real[rng.integers(0, len(real), len(real))],
-                              fake[rng.integers(0, len(fake), len(fake))]) for _ in range(n_boot)])
+    values = np.array(
+        [
+            metric(
+                real[rng.integers(0, len(real), len(real))],
+                fake[rng.integers(0, len(fake), len(fake))],
+            )
+            for _ in range(n_boot)
+        ]
+    )
     if value is not None:
         values = values - (values.mean() - value)
     lo, hi = np.percentile(values, [2.5, 97.5])
     return float(lo), float(hi)
 
 
-def compare_features(real: np.ndarray, fake: np.ndarray, space: str, n_boot: int = 200,
-                     seed: int = 0) -> dict:
+def compare_features(
+    real: np.ndarray, fake: np.ndarray, space: str, n_boot: int = 200, seed: int = 0
+) -> dict:
     """All metrics for one pair of feature sets, named for the feature space (e.g. FD_EffLite0)."""
     if len(real) < 6 or len(fake) < 6:
-        raise ValueError(f"quality metrics need at least 6 images per side, got {len(real)} and {len(fake)}")
+        raise ValueError(
+            f"quality metrics need at least 6 images per side, got {len(real)} and {len(fake)}"
+        )
     rng = np.random.default_rng(seed)
     precision, recall = precision_recall(real, fake)
     density, coverage = density_coverage(real, fake)
     fd = frechet_distance(real, fake)
     return {
-        f"FD_{space}": {"value": fd,
-                        "ci95": bootstrap_interval(frechet_distance, real, fake, n_boot, rng, value=fd)},
-        f"KID_{space}": {"value": kernel_inception_distance(real, fake),
-                         "ci95": _kid_bootstrap(real, fake, n_boot, rng)},
-        "precision": precision, "recall": recall, "density": density, "coverage": coverage,
-        "n_real": len(real), "n_fake": len(fake),
+        f"FD_{space}": {
+            "value": fd,
+            "ci95": bootstrap_interval(frechet_distance, real, fake, n_boot, rng, value=fd),
+        },
+        f"KID_{space}": {
+            "value": kernel_inception_distance(real, fake),
+            "ci95": _kid_bootstrap(real, fake, n_boot, rng),
+        },
+        "precision": precision,
+        "recall": recall,
+        "density": density,
+        "coverage": coverage,
+        "n_real": len(real),
+        "n_fake": len(fake),
     }

@@ -32,12 +32,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
 
 from common.chainlog import canonical_json
 from common.errors import DataError, VerificationError
-from common.release.signing import key_id, load_trust, sign_manifest, trusted_public_key, verify_signature
+from common.release.signing import (
+    key_id,
+    load_trust,
+    sign_manifest,
+    trusted_public_key,
+    verify_signature,
+)
 from common.store import sha256_file
 
 BUNDLE_FORMAT = "busgen-release-v1"
@@ -56,8 +62,10 @@ def valid_release_id(release_id: str) -> bool:
 
 def _png_bytes(image: np.ndarray, index: int) -> bytes:
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise DataError(f"image {index}: expected a uint8 array [H,W] or [H,W,C], "
-                        f"got {image.dtype} with shape {image.shape}")
+        raise DataError(
+            f"image {index}: expected a uint8 array [H,W] or [H,W,C], "
+            f"got {image.dtype} with shape {image.shape}"
+        )
     buf = BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
@@ -69,8 +77,14 @@ def _metadata_line(row: dict, file_name: str, index: int) -> bytes:
         raise DataError(f"metadata row {index}: missing field(s) {', '.join(missing)}")
     if "file_name" in row and row["file_name"] != file_name:
         raise DataError(f"metadata row {index}: file_name is assigned by the bundle writer")
-    return json.dumps({"file_name": file_name, **{k: v for k, v in row.items() if k != "file_name"}},
-                      sort_keys=True, default=_json_default).encode() + b"\n"
+    return (
+        json.dumps(
+            {"file_name": file_name, **{k: v for k, v in row.items() if k != "file_name"}},
+            sort_keys=True,
+            default=_json_default,
+        ).encode()
+        + b"\n"
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -81,9 +95,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def write_bundle(out_dir: Path, images: list[np.ndarray], metadata_rows: list[dict], card_md: str,
-                 audit_json: dict, audit_html: str, manifest_extra: dict,
-                 signing_key: Ed25519PrivateKey, *, replace: bool = False) -> Path:
+def write_bundle(
+    out_dir: Path,
+    images: list[np.ndarray],
+    metadata_rows: list[dict],
+    card_md: str,
+    audit_json: dict,
+    audit_html: str,
+    manifest_extra: dict,
+    signing_key: Ed25519PrivateKey,
+    *,
+    replace: bool = False,
+) -> Path:
     """Write and sign a release bundle at `out_dir`; returns its path.
 
     Everything is written into a hidden sibling directory and renamed into place at the end,
@@ -100,8 +123,9 @@ def write_bundle(out_dir: Path, images: list[np.ndarray], metadata_rows: list[di
     if clash:
         raise DataError(f"manifest_extra: {', '.join(clash)} are set by the bundle writer")
     if not manifest_extra.get("site_id"):
-        raise DataError("manifest_extra: site_id is required (verification checks it against "
-                        "the trust file)")
+        raise DataError(
+            "manifest_extra: site_id is required (verification checks it against the trust file)"
+        )
     if out_dir.exists() and not replace:
         raise DataError(f"{out_dir}: already exists; releases are immutable (choose a new --out)")
 
@@ -117,17 +141,24 @@ def write_bundle(out_dir: Path, images: list[np.ndarray], metadata_rows: list[di
             lines.append(_metadata_line(row, name, i))
         (tmp / METADATA).write_bytes(b"".join(lines))
         (tmp / "README.md").write_text(card_md, encoding="utf-8")
-        (tmp / "audit.json").write_text(json.dumps(audit_json, indent=2, sort_keys=True,
-                                                   default=_json_default) + "\n", encoding="utf-8")
+        (tmp / "audit.json").write_text(
+            json.dumps(audit_json, indent=2, sort_keys=True, default=_json_default) + "\n",
+            encoding="utf-8",
+        )
         (tmp / "audit.html").write_text(audit_html, encoding="utf-8")
 
         files = []
         for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
             rel = path.relative_to(tmp).as_posix()
             files.append({"path": rel, "size": path.stat().st_size, "sha256": sha256_file(path)})
-        manifest = {**manifest_extra, "format": BUNDLE_FORMAT, "files": files,
-                    "key_id": key_id(signing_key), "num_images": len(images),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        manifest = {
+            **manifest_extra,
+            "format": BUNDLE_FORMAT,
+            "files": files,
+            "key_id": key_id(signing_key),
+            "num_images": len(images),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         (tmp / MANIFEST).write_bytes(canonical_json(manifest))
         (tmp / SIGNATURE).write_bytes(sign_manifest(signing_key, manifest))
         os.chmod(tmp, 0o755)
@@ -151,8 +182,10 @@ def _safe_rel(path: Any, bundle: Path) -> str:
         raise VerificationError(f"{bundle}/{MANIFEST}: invalid file path {path!r}")
     pure = PurePosixPath(path)
     if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
-        raise VerificationError(f"{bundle}/{MANIFEST}: path {path!r} leaves the bundle "
-                                "(absolute or '..' paths are not allowed)")
+        raise VerificationError(
+            f"{bundle}/{MANIFEST}: path {path!r} leaves the bundle "
+            "(absolute or '..' paths are not allowed)"
+        )
     if path in (MANIFEST, SIGNATURE):
         raise VerificationError(f"{bundle}/{MANIFEST}: lists {path}, which cannot hash itself")
     return path
@@ -167,7 +200,9 @@ def _walk(bundle: Path) -> set[str]:
             rel = path.relative_to(bundle).as_posix()
             mode = path.lstat().st_mode
             if stat.S_ISLNK(mode):
-                raise VerificationError(f"{bundle}: {rel} is a symbolic link (not allowed in a bundle)")
+                raise VerificationError(
+                    f"{bundle}: {rel} is a symbolic link (not allowed in a bundle)"
+                )
             if stat.S_ISREG(mode):
                 found.add(rel)
             elif not stat.S_ISDIR(mode):
@@ -206,13 +241,16 @@ def verify_bundle(bundle_dir: Path, trust_file: Path) -> dict:
 
     trust = load_trust(trust_file)
     public_key, entry = trusted_public_key(trust, manifest.get("key_id"), trust_file)
-    verify_signature(public_key, manifest_bytes, (bundle / SIGNATURE).read_bytes(),
-                     what=f"{bundle}/{SIGNATURE}")
+    verify_signature(
+        public_key, manifest_bytes, (bundle / SIGNATURE).read_bytes(), what=f"{bundle}/{SIGNATURE}"
+    )
     if manifest_bytes != canonical_json(manifest):
         raise VerificationError(f"{bundle}/{MANIFEST}: not in canonical form")
     if manifest.get("site_id") != entry["site_id"]:
-        raise VerificationError(f"{bundle}/{MANIFEST}: claims site {manifest.get('site_id')!r} but "
-                                f"key {manifest['key_id'][:16]} belongs to site {entry['site_id']!r}")
+        raise VerificationError(
+            f"{bundle}/{MANIFEST}: claims site {manifest.get('site_id')!r} but "
+            f"key {manifest['key_id'][:16]} belongs to site {entry['site_id']!r}"
+        )
 
     listed: dict[str, dict] = {}
     for item in manifest.get("files", []):
@@ -223,21 +261,29 @@ def verify_bundle(bundle_dir: Path, trust_file: Path) -> dict:
     present = _walk(bundle) - {MANIFEST, SIGNATURE}
     extra = sorted(present - set(listed))
     if extra:
-        raise VerificationError(f"{bundle}: unexpected file {extra[0]} (not in the signed manifest"
-                                + (f"; {len(extra) - 1} more" if len(extra) > 1 else "") + ")")
+        raise VerificationError(
+            f"{bundle}: unexpected file {extra[0]} (not in the signed manifest"
+            + (f"; {len(extra) - 1} more" if len(extra) > 1 else "")
+            + ")"
+        )
     missing = sorted(set(listed) - present)
     if missing:
-        raise VerificationError(f"{bundle}: {missing[0]} is listed in the manifest but missing"
-                                + (f" ({len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise VerificationError(
+            f"{bundle}: {missing[0]} is listed in the manifest but missing"
+            + (f" ({len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     for rel, item in sorted(listed.items()):
         path = bundle / rel
         size = path.stat().st_size
         if size != item.get("size"):
-            raise VerificationError(f"{bundle}: {rel} has {size} bytes, the manifest says "
-                                    f"{item.get('size')} (file changed after signing)")
+            raise VerificationError(
+                f"{bundle}: {rel} has {size} bytes, the manifest says "
+                f"{item.get('size')} (file changed after signing)"
+            )
         if sha256_file(path) != item.get("sha256"):
-            raise VerificationError(f"{bundle}: {rel} SHA-256 does not match the manifest "
-                                    "(file changed after signing)")
+            raise VerificationError(
+                f"{bundle}: {rel} SHA-256 does not match the manifest (file changed after signing)"
+            )
     return manifest
 
 

@@ -15,13 +15,13 @@ import shutil
 import ssl
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 import httpx
 
-from common.release.bundle import valid_release_id, verify_bundle
 from common.errors import BusgenError, DataError, VerificationError
+from common.release.bundle import valid_release_id, verify_bundle
 from common.store import sha256_file
 
 
@@ -42,13 +42,17 @@ class CatalogClient:
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else True
-        self.http = httpx.Client(base_url=url.rstrip("/"), verify=verify, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {token}"})
+        self.http = httpx.Client(
+            base_url=url.rstrip("/"),
+            verify=verify,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "CatalogClient":
+    def __enter__(self) -> CatalogClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -65,8 +69,10 @@ class CatalogClient:
 
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code == 401:
-            raise CatalogError(f"{self.http.base_url}: token refused (unknown or revoked; ask the "
-                               "coordinator for a new one)")
+            raise CatalogError(
+                f"{self.http.base_url}: token refused (unknown or revoked; ask the "
+                "coordinator for a new one)"
+            )
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail")
@@ -85,13 +91,16 @@ class CatalogClient:
         return self._get("/api/v1/terms")
 
     def accept_terms(self, version: str) -> dict:
-        return self._check(self._send("POST", "/api/v1/terms/accept", json={"version": version})).json()
+        return self._check(
+            self._send("POST", "/api/v1/terms/accept", json={"version": version})
+        ).json()
 
     def trust(self) -> dict:
         return self._get("/api/v1/trust")
 
-    def download(self, release_id: str, dest: Path, size: int,
-                 progress: Callable[[int], None] | None = None) -> None:
+    def download(
+        self, release_id: str, dest: Path, size: int, progress: Callable[[int], None] | None = None
+    ) -> None:
         """Download the archive into `dest`, continuing from its current length with Range."""
         offset = dest.stat().st_size if dest.exists() else 0
         if offset > size:
@@ -101,13 +110,16 @@ class CatalogClient:
             return
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            with self.http.stream("GET", f"/api/v1/releases/{release_id}/bundle.tar",
-                                  headers=headers) as response:
+            with self.http.stream(
+                "GET", f"/api/v1/releases/{release_id}/bundle.tar", headers=headers
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     if response.status_code == 403:
-                        raise CatalogError(f"{release_id}: {response.json().get('detail')}; run "
-                                           "`busgen-release terms --accept`")
+                        raise CatalogError(
+                            f"{release_id}: {response.json().get('detail')}; run "
+                            "`busgen-release terms --accept`"
+                        )
                     self._check(response)
                 if offset and response.status_code != 206:
                     offset = 0  # the server sent the whole file: start over
@@ -119,8 +131,9 @@ class CatalogClient:
                         if progress:
                             progress(len(chunk))
         except httpx.HTTPError as exc:
-            raise CatalogError(f"{release_id}: download interrupted ({exc}); run fetch again "
-                               "to resume") from exc
+            raise CatalogError(
+                f"{release_id}: download interrupted ({exc}); run fetch again to resume"
+            ) from exc
 
 
 def _safe_extract(archive: Path, into: Path) -> None:
@@ -129,14 +142,20 @@ def _safe_extract(archive: Path, into: Path) -> None:
         for member in tar.getmembers():
             name = PurePosixPath(member.name)
             if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
-                raise VerificationError(f"{archive}: archive member {member.name!r} is not a plain "
-                                        "file inside the bundle")
+                raise VerificationError(
+                    f"{archive}: archive member {member.name!r} is not a plain "
+                    "file inside the bundle"
+                )
         tar.extractall(into, filter="data")
 
 
-def fetch_release(client: CatalogClient, release_id: str, out_dir: Path,
-                  trust_file: Path | None = None,
-                  progress: Callable[[int], Callable[[int], None]] | None = None) -> dict:
+def fetch_release(
+    client: CatalogClient,
+    release_id: str,
+    out_dir: Path,
+    trust_file: Path | None = None,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+) -> dict:
     """Download, check and verify a release into `out_dir`; returns the verified manifest.
 
     Without `trust_file` the bundle is verified against the trust file the catalog serves
@@ -157,8 +176,10 @@ def fetch_release(client: CatalogClient, release_id: str, out_dir: Path,
 
     if sha256_file(part) != expected:
         part.unlink()
-        raise VerificationError(f"{release_id}: the downloaded archive does not match the catalog's "
-                                "SHA-256; the download was discarded, run fetch again")
+        raise VerificationError(
+            f"{release_id}: the downloaded archive does not match the catalog's "
+            "SHA-256; the download was discarded, run fetch again"
+        )
 
     work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.verify-"))
     try:
@@ -172,8 +193,10 @@ def fetch_release(client: CatalogClient, release_id: str, out_dir: Path,
             manifest = verify_bundle(bundle, trust_file)
         except VerificationError as exc:
             part.unlink()
-            raise VerificationError(f"{release_id} failed verification, nothing was kept: "
-                                    + str(exc).replace(str(bundle), str(out_dir))) from exc
+            raise VerificationError(
+                f"{release_id} failed verification, nothing was kept: "
+                + str(exc).replace(str(bundle), str(out_dir))
+            ) from exc
         os.replace(bundle, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)

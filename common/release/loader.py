@@ -29,8 +29,10 @@ class ReleaseDataset:
         try:
             import torch  # noqa: F401
         except ImportError as exc:
-            raise DataError("loading a release as a torch dataset needs PyTorch: "
-                            "pip install torch (verifying and fetching do not)") from exc
+            raise DataError(
+                "loading a release as a torch dataset needs PyTorch: "
+                "pip install torch (verifying and fetching do not)"
+            ) from exc
         self.root = Path(root)
         self.rows = rows
 
@@ -51,7 +53,9 @@ class ReleaseDataset:
             "pathology": row.get("pathology") or "",
             "birads": int(row["birads"]) if row.get("birads") is not None else -1,
             "device": row.get("device") or "",
-            "box": torch.tensor(box if box is not None else [float("nan")] * 4, dtype=torch.float32),
+            "box": torch.tensor(
+                box if box is not None else [float("nan")] * 4, dtype=torch.float32
+            ),
         }
         return image, labels
 

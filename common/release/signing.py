@@ -50,22 +50,30 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def generate_signing_key(private_path: Path, public_path: Path,
-                         passphrase_path: Path) -> Ed25519PrivateKey:
+def generate_signing_key(
+    private_path: Path, public_path: Path, passphrase_path: Path
+) -> Ed25519PrivateKey:
     """Create a new Ed25519 key: encrypted PKCS8 private key, its passphrase (0600), public PEM.
 
     Refuses to overwrite an existing key: replacing a site's signing key silently would make
     its earlier releases unverifiable against the trust file the coordinator already holds.
     """
-    private_path, public_path, passphrase_path = map(Path, (private_path, public_path, passphrase_path))
+    private_path, public_path, passphrase_path = map(
+        Path, (private_path, public_path, passphrase_path)
+    )
     for path in (private_path, public_path, passphrase_path):
         if path.exists():
-            raise DataError(f"{path}: already exists; refusing to replace a signing key "
-                            "(revoke the old key in the trust file first, then remove it)")
+            raise DataError(
+                f"{path}: already exists; refusing to replace a signing key "
+                "(revoke the old key in the trust file first, then remove it)"
+            )
     passphrase = secrets.token_urlsafe(32).encode()
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.BestAvailableEncryption(passphrase))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
     _write_file(passphrase_path, passphrase + b"\n", 0o600)
     _write_file(private_path, pem, 0o600)
     _write_file(public_path, public_pem(key.public_key()), 0o644)
@@ -77,21 +85,26 @@ def load_signing_key(private_path: Path, passphrase_path: Path) -> Ed25519Privat
     private_path, passphrase_path = Path(private_path), Path(passphrase_path)
     for path in (private_path, passphrase_path):
         if not path.is_file():
-            raise DataError(f"{path}: signing key file missing (run `busgen-site init` to create one)")
+            raise DataError(
+                f"{path}: signing key file missing (run `busgen-site init` to create one)"
+            )
     passphrase = passphrase_path.read_bytes().strip()
     try:
         key = serialization.load_pem_private_key(private_path.read_bytes(), password=passphrase)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{private_path}: cannot decrypt the signing key with {passphrase_path} "
-                        f"(wrong passphrase or damaged file: {exc})") from exc
+        raise DataError(
+            f"{private_path}: cannot decrypt the signing key with {passphrase_path} "
+            f"(wrong passphrase or damaged file: {exc})"
+        ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise DataError(f"{private_path}: not an Ed25519 key")
     return key
 
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
@@ -122,15 +135,21 @@ def sign_manifest(key: Ed25519PrivateKey, manifest: dict) -> bytes:
     return base64.b64encode(key.sign(DOMAIN + canonical_json(manifest))) + b"\n"
 
 
-def verify_signature(public_key: Ed25519PublicKey, manifest_bytes: bytes, signature_b64: bytes,
-                     what: str = "manifest") -> None:
+def verify_signature(
+    public_key: Ed25519PublicKey,
+    manifest_bytes: bytes,
+    signature_b64: bytes,
+    what: str = "manifest",
+) -> None:
     """Check a detached signature over exact manifest bytes; raises VerificationError."""
     try:
         signature = base64.b64decode(signature_b64.strip(), validate=True)
         public_key.verify(signature, DOMAIN + manifest_bytes)
     except (InvalidSignature, ValueError) as exc:
-        raise VerificationError(f"{what}: signature does not verify (the manifest was changed "
-                                "after signing, or it was signed by another key)") from exc
+        raise VerificationError(
+            f"{what}: signature does not verify (the manifest was changed "
+            "after signing, or it was signed by another key)"
+        ) from exc
 
 
 # --- trust file -----------------------------------------------------------------------------
@@ -152,8 +171,11 @@ def load_trust(path: Path) -> dict[str, Any]:
         raise VerificationError(f"{path}: trust file not found") from exc
     except ValueError as exc:
         raise VerificationError(f"{path}: trust file is not valid JSON ({exc})") from exc
-    if not isinstance(trust, dict) or trust.get("format") != TRUST_FORMAT \
-            or not isinstance(trust.get("keys"), dict):
+    if (
+        not isinstance(trust, dict)
+        or trust.get("format") != TRUST_FORMAT
+        or not isinstance(trust.get("keys"), dict)
+    ):
         raise VerificationError(f"{path}: not a {TRUST_FORMAT} trust file")
     return trust
 
@@ -175,14 +197,21 @@ def add_trusted_key(trust_path: Path, site_id: str, public_key: Ed25519PublicKey
     kid = key_id(public_key)
     existing = trust["keys"].get(kid)
     if existing and existing["status"] == "revoked":
-        raise VerificationError(f"{trust_path}: key {kid[:16]} was revoked on {existing['revoked']}; "
-                                "it cannot be trusted again")
+        raise VerificationError(
+            f"{trust_path}: key {kid[:16]} was revoked on {existing['revoked']}; "
+            "it cannot be trusted again"
+        )
     if existing and existing["site_id"] != site_id:
-        raise VerificationError(f"{trust_path}: key {kid[:16]} is already registered to site "
-                                f"{existing['site_id']!r}")
+        raise VerificationError(
+            f"{trust_path}: key {kid[:16]} is already registered to site {existing['site_id']!r}"
+        )
     if not existing:
-        trust["keys"][kid] = {"site_id": site_id, "status": "active", "added": _now(),
-                              "public_key": base64.b64encode(_raw(public_key)).decode()}
+        trust["keys"][kid] = {
+            "site_id": site_id,
+            "status": "active",
+            "added": _now(),
+            "public_key": base64.b64encode(_raw(public_key)).decode(),
+        }
         _save_trust(trust_path, trust)
     return kid
 
@@ -199,16 +228,23 @@ def revoke_key(trust_path: Path, kid: str, reason: str = "") -> None:
         _save_trust(Path(trust_path), trust)
 
 
-def trusted_public_key(trust: dict, kid: str, trust_path: Path | str = "trust file") -> tuple[Ed25519PublicKey, dict]:
+def trusted_public_key(
+    trust: dict, kid: str, trust_path: Path | str = "trust file"
+) -> tuple[Ed25519PublicKey, dict]:
     """The public key and trust entry for `kid`; raises if the key is unknown or revoked."""
     entry = trust["keys"].get(kid) if isinstance(kid, str) else None
     if entry is None:
-        raise VerificationError(f"signed by key {str(kid)[:16]}..., which is not in {trust_path} "
-                                "(unknown signer)")
+        raise VerificationError(
+            f"signed by key {str(kid)[:16]}..., which is not in {trust_path} (unknown signer)"
+        )
     if entry.get("status") != "active":
-        raise VerificationError(f"signed by key {kid[:16]}... of site {entry.get('site_id')!r}, "
-                                f"which {trust_path} marks revoked since {entry.get('revoked')}")
+        raise VerificationError(
+            f"signed by key {kid[:16]}... of site {entry.get('site_id')!r}, "
+            f"which {trust_path} marks revoked since {entry.get('revoked')}"
+        )
     raw = base64.b64decode(entry["public_key"])
     if hashlib.sha256(raw).hexdigest() != kid:
-        raise VerificationError(f"{trust_path}: entry {kid[:16]} holds a public key with another id")
+        raise VerificationError(
+            f"{trust_path}: entry {kid[:16]} holds a public key with another id"
+        )
     return Ed25519PublicKey.from_public_bytes(raw), entry

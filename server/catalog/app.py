@@ -39,8 +39,11 @@ class _AccessLog:
     def __init__(self, catalog: Catalog) -> None:
         self.log = catalog.access_log
         self.lock = threading.Lock()
-        self.accepted = {(e["token_id"], e["terms_version"])
-                         for e in self.log.verify() if e["event"] == "terms_accepted"}
+        self.accepted = {
+            (e["token_id"], e["terms_version"])
+            for e in self.log.verify()
+            if e["event"] == "terms_accepted"
+        }
 
     def append(self, event: str, **fields) -> None:
         with self.lock:
@@ -59,18 +62,24 @@ def create_app(catalog_dir: Path, trust_file: Path | None = None) -> FastAPI:
     served_trust = Path(trust_file) if trust_file else catalog.trust_file
     tokens = TokenStore(catalog.tokens_file)
     access = _AccessLog(catalog)
-    app = FastAPI(title="busgen-fed release catalog", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(
+        title="busgen-fed release catalog", docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     def researcher(request: Request) -> str:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        token_id, state = tokens.check(token.strip()) if scheme.lower() == "bearer" else (None, "unknown")
+        token_id, state = (
+            tokens.check(token.strip()) if scheme.lower() == "bearer" else (None, "unknown")
+        )
         if state == "revoked":
-            access.append("refused", token_id=token_id, reason="revoked token", path=request.url.path)
+            access.append(
+                "refused", token_id=token_id, reason="revoked token", path=request.url.path
+            )
         if state != "ok":
-            raise HTTPException(401, "missing, unknown or revoked token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "missing, unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
+            )
         return token_id
 
     def lookup(release_id: str) -> dict:
@@ -99,28 +108,44 @@ def create_app(catalog_dir: Path, trust_file: Path | None = None) -> FastAPI:
         entry = lookup(release_id)
         _, version = catalog.terms()
         if (token_id, version) not in access.accepted:
-            access.append("refused", token_id=token_id, release_id=release_id,
-                          reason="terms not accepted")
-            return JSONResponse({"detail": "accept the data use terms first (GET /api/v1/terms, "
-                                           "POST /api/v1/terms/accept)", "terms_version": version},
-                                status_code=403)
-        access.append("download", token_id=token_id, release_id=release_id,
-                      archive_sha256=entry["archive"]["sha256"],
-                      range=request.headers.get("range"))
-        return FileResponse(catalog.archive(entry), media_type="application/x-tar",
-                            filename=f"{release_id}.tar")
+            access.append(
+                "refused", token_id=token_id, release_id=release_id, reason="terms not accepted"
+            )
+            return JSONResponse(
+                {
+                    "detail": "accept the data use terms first (GET /api/v1/terms, "
+                    "POST /api/v1/terms/accept)",
+                    "terms_version": version,
+                },
+                status_code=403,
+            )
+        access.append(
+            "download",
+            token_id=token_id,
+            release_id=release_id,
+            archive_sha256=entry["archive"]["sha256"],
+            range=request.headers.get("range"),
+        )
+        return FileResponse(
+            catalog.archive(entry), media_type="application/x-tar", filename=f"{release_id}.tar"
+        )
 
     @app.get("/api/v1/terms")
     def terms(token_id: str = Depends(researcher)) -> dict:
         text, version = catalog.terms()
-        return {"version": version, "text": text,
-                "accepted": (token_id, version) in access.accepted}
+        return {
+            "version": version,
+            "text": text,
+            "accepted": (token_id, version) in access.accepted,
+        }
 
     @app.post("/api/v1/terms/accept")
     def accept_terms(body: TermsAcceptance, token_id: str = Depends(researcher)) -> dict:
         _, version = catalog.terms()
         if body.version != version:
-            raise HTTPException(409, f"the terms changed (current version {version}); read them again")
+            raise HTTPException(
+                409, f"the terms changed (current version {version}); read them again"
+            )
         if (token_id, version) not in access.accepted:
             access.append("terms_accepted", token_id=token_id, terms_version=version)
         return {"accepted": True, "version": version}

@@ -25,14 +25,15 @@ import shutil
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from common.release.bundle import audit_summary, sha256_file, valid_release_id, verify_bundle
 from common.chainlog import ChainLog
 from common.errors import DataError, VerificationError
+from common.release.bundle import audit_summary, sha256_file, valid_release_id, verify_bundle
 from server.catalog.terms import DEFAULT_TERMS
+
 
 def _slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower())
@@ -71,14 +72,14 @@ class Catalog:
     def access_log(self) -> ChainLog:
         return ChainLog(self.root / "access-log.jsonl")
 
-    def ensure(self) -> "Catalog":
+    def ensure(self) -> Catalog:
         """Create the directory skeleton and default terms if missing (idempotent)."""
         self.releases_dir.mkdir(parents=True, exist_ok=True)
         if not self.terms_file.exists():
             self.terms_file.write_text(DEFAULT_TERMS, encoding="utf-8")
         return self
 
-    def require(self) -> "Catalog":
+    def require(self) -> Catalog:
         if not self.releases_dir.is_dir():
             raise DataError(f"{self.root}: not a catalog (no releases/); publish a bundle first")
         return self
@@ -138,11 +139,18 @@ class Catalog:
                 verify_bundle(bundle_dir, trust_file)
                 entry = self._add(bundle_dir, Path(trust_file))
             except VerificationError as exc:
-                self.publish_log.append("refused", bundle=str(bundle_dir.resolve()), reason=str(exc))
+                self.publish_log.append(
+                    "refused", bundle=str(bundle_dir.resolve()), reason=str(exc)
+                )
                 raise
-            self.publish_log.append("published", release_id=entry["release_id"],
-                                    manifest_sha256=entry["manifest_sha256"], site_id=entry["site_id"],
-                                    key_id=entry["key_id"], archive_sha256=entry["archive"]["sha256"])
+            self.publish_log.append(
+                "published",
+                release_id=entry["release_id"],
+                manifest_sha256=entry["manifest_sha256"],
+                site_id=entry["site_id"],
+                key_id=entry["key_id"],
+                archive_sha256=entry["archive"]["sha256"],
+            )
         return entry
 
     def _add(self, bundle_dir: Path, trust_file: Path) -> dict:
@@ -152,14 +160,20 @@ class Catalog:
             shutil.copytree(bundle_dir, copy, symlinks=True)
             manifest = verify_bundle(copy, trust_file)  # the copy is what we serve: check it too
             manifest_sha = sha256_file(copy / "manifest.json")
-            duplicate = next((e for e in self.releases() if e["manifest_sha256"] == manifest_sha), None)
+            duplicate = next(
+                (e for e in self.releases() if e["manifest_sha256"] == manifest_sha), None
+            )
             if duplicate:
-                raise VerificationError(f"{bundle_dir}: this bundle is already published as "
-                                        f"{duplicate['release_id']} (releases are immutable)")
+                raise VerificationError(
+                    f"{bundle_dir}: this bundle is already published as "
+                    f"{duplicate['release_id']} (releases are immutable)"
+                )
             try:
                 audit = json.loads((copy / "audit.json").read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise VerificationError(f"{bundle_dir}/audit.json: missing or not valid JSON") from exc
+                raise VerificationError(
+                    f"{bundle_dir}/audit.json: missing or not valid JSON"
+                ) from exc
             if not isinstance(audit, dict):
                 raise VerificationError(f"{bundle_dir}/audit.json: not a JSON object")
             dataset = _slug(str(manifest.get("dataset_id") or manifest["site_id"]))
@@ -168,17 +182,23 @@ class Catalog:
             archive = staging / "bundle.tar"
             _write_archive(copy, archive)
             entry = {
-                "release_id": release_id, "dataset": dataset, "version": version,
-                "site_id": manifest["site_id"], "key_id": manifest["key_id"],
+                "release_id": release_id,
+                "dataset": dataset,
+                "version": version,
+                "site_id": manifest["site_id"],
+                "key_id": manifest["key_id"],
                 "created": manifest.get("created"),
                 "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "num_images": manifest.get("num_images"), "manifest_sha256": manifest_sha,
+                "num_images": manifest.get("num_images"),
+                "manifest_sha256": manifest_sha,
                 "manifest": {k: v for k, v in manifest.items() if k != "files"},
                 "files": len(manifest["files"]),
                 "archive": {"size": archive.stat().st_size, "sha256": sha256_file(archive)},
                 "audit_summary": audit_summary(audit),
             }
-            (staging / "release.json").write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")
+            (staging / "release.json").write_text(
+                json.dumps(entry, indent=2, sort_keys=True) + "\n"
+            )
             staging.rename(self.releases_dir / release_id)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -70,9 +70,13 @@ class TokenStore:
         token = f"{PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
 
         def change(data: dict) -> None:
-            data["tokens"][token_id] = {"researcher": researcher, "sha256": _hash(token),
-                                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                        "status": "active"}
+            data["tokens"][token_id] = {
+                "researcher": researcher,
+                "sha256": _hash(token),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "status": "active",
+            }
+
         self._locked_update(change)
         return token_id, token
 
@@ -82,13 +86,17 @@ class TokenStore:
             if entry is None:
                 raise DataError(f"{self.path}: no token with id {token_id!r}")
             if entry["status"] != "revoked":
-                entry.update(status="revoked",
-                             revoked=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                entry.update(
+                    status="revoked", revoked=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                )
+
         self._locked_update(change)
 
     def list(self) -> dict[str, dict]:
-        return {tid: {k: v for k, v in e.items() if k != "sha256"}
-                for tid, e in self._read()["tokens"].items()}
+        return {
+            tid: {k: v for k, v in e.items() if k != "sha256"}
+            for tid, e in self._read()["tokens"].items()
+        }
 
     def check(self, token: str) -> tuple[str | None, str]:
         """(token id, "ok" | "revoked" | "unknown") for a presented token, compared in constant time."""

@@ -8,9 +8,13 @@ import click
 
 from common.cli import echo_json
 
-catalog_option = click.option("--catalog", "catalog_dir", required=True,
-                              type=click.Path(path_type=Path, file_okay=False),
-                              help="Catalog directory.")
+catalog_option = click.option(
+    "--catalog",
+    "catalog_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Catalog directory.",
+)
 
 
 @click.group()
@@ -58,7 +62,8 @@ def token_list(catalog_dir: Path, as_json: bool) -> None:
     for entry in catalog.access_log.verify():
         if entry["event"] == "terms_accepted" and entry["token_id"] in tokens:
             tokens[entry["token_id"]].setdefault("terms_accepted", []).append(
-                {"version": entry["terms_version"], "time": entry["time"]})
+                {"version": entry["terms_version"], "time": entry["time"]}
+            )
     if as_json:
         echo_json(tokens)
         return

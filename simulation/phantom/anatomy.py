@@ -18,8 +18,15 @@ import numpy as np
 
 # Backscatter (amplitude, dB relative to fibroglandular tissue) and attenuation (dB/cm/MHz).
 ECHO_DB = {
-    "epidermis": 8.0, "dermis": -4.0, "fat": -20.0, "ligament": 0.0, "gland": 0.0,
-    "duct": -24.0, "fascia": 0.0, "muscle": -19.0, "fibre": -8.0,
+    "epidermis": 8.0,
+    "dermis": -4.0,
+    "fat": -20.0,
+    "ligament": 0.0,
+    "gland": 0.0,
+    "duct": -24.0,
+    "fascia": 0.0,
+    "muscle": -19.0,
+    "fibre": -8.0,
 }
 ATTENUATION = {"skin": 0.8, "fat": 0.48, "gland": 0.75, "muscle": 0.9}
 
@@ -47,22 +54,25 @@ class Grid:
 
     def x(self) -> np.ndarray:
         """Lateral position of each column centre (mm, 0 at the middle), shape [1, cols]."""
-        return ((np.arange(self.cols, dtype=np.float32) + 0.5) * self.dx - self.width_mm / 2)[None, :]
+        return ((np.arange(self.cols, dtype=np.float32) + 0.5) * self.dx - self.width_mm / 2)[
+            None, :
+        ]
 
 
 @dataclass(frozen=True)
 class Anatomy:
     """Tissue maps plus the layer depths a lesion is placed between."""
 
-    echo_db: np.ndarray       # [rows, cols] float32
-    attenuation: np.ndarray   # [rows, cols] float32, dB/cm/MHz
-    gland_top: np.ndarray     # [cols] mm
+    echo_db: np.ndarray  # [rows, cols] float32
+    attenuation: np.ndarray  # [rows, cols] float32, dB/cm/MHz
+    gland_top: np.ndarray  # [cols] mm
     gland_bottom: np.ndarray  # [cols] mm
-    muscle_top: np.ndarray    # [cols] mm
+    muscle_top: np.ndarray  # [cols] mm
 
 
-def smooth_field(rng: np.random.Generator, shape: tuple[int, int],
-                 corr_px: tuple[float, float]) -> np.ndarray:
+def smooth_field(
+    rng: np.random.Generator, shape: tuple[int, int], corr_px: tuple[float, float]
+) -> np.ndarray:
     """Zero-mean, unit-variance random field with correlation lengths (rows, cols) in pixels.
 
     Drawn as white noise on a coarse lattice and cubic-upsampled: far cheaper than filtering a
@@ -101,14 +111,20 @@ def breast_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     tilt = rng.uniform(-0.12, 0.12) * x[0]
     gland_top = skin + fat_th + 1.8 * smooth_curve(rng, W, 10 * mm_c) + tilt
     # The pectoral fascia is smooth; the gland's deep border undulates above it.
-    muscle_top = (skin.mean() + fat_th + gland_th + retro_th + 0.7 * tilt
-                  + 0.8 * smooth_curve(rng, W, 25 * mm_c))
+    muscle_top = (
+        skin.mean()
+        + fat_th
+        + gland_th
+        + retro_th
+        + 0.7 * tilt
+        + 0.8 * smooth_curve(rng, W, 25 * mm_c)
+    )
     gland_bottom = gland_top + gland_th + 2.0 * smooth_curve(rng, W, 9 * mm_c)
     gland_bottom = np.clip(gland_bottom, gland_top + 3.0, muscle_top - 1.0)
 
     # Fat: dark lobules whose borders (the zero set of a smooth field) are Cooper's ligaments.
     lob = smooth_field(rng, (H, W), (4.0 * mm_r, 9.0 * mm_c))
-    ligament = np.exp(-(lob / 0.08) ** 2)
+    ligament = np.exp(-((lob / 0.08) ** 2))
     fat = ECHO_DB["fat"] + 2.0 * smooth_field(rng, (H, W), (1.0 * mm_r, 1.5 * mm_c))
     fat = fat + ligament * (ECHO_DB["ligament"] - fat)
 
@@ -120,7 +136,7 @@ def breast_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     island_w = np.clip((islands - rng.uniform(0.5, 1.3)) / 0.3, 0.0, 1.0)
     gland = gland + island_w * (fat - gland)
     duct_field = smooth_field(rng, (H, W), (1.5 * mm_r, 12.0 * mm_c))
-    duct = np.exp(-(duct_field / 0.08) ** 2) * (rng.uniform() < 0.7)
+    duct = np.exp(-((duct_field / 0.08) ** 2)) * (rng.uniform() < 0.7)
     gland = gland + duct * 0.8 * (ECHO_DB["duct"] - gland)
 
     # Pectoralis: dark muscle with bright oblique fibres under a bright fascia line.
@@ -128,7 +144,9 @@ def breast_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     period = rng.uniform(1.5, 2.5)
     warp = 2.5 * smooth_field(rng, (H, W), (3 * mm_r, 10 * mm_c))
     stripes = np.cos(2 * np.pi * (z * np.cos(angle) + x * np.sin(angle)) / period + warp)
-    fibre = np.clip((stripes - 0.75) / 0.25, 0, 1) * (smooth_field(rng, (H, W), (2 * mm_r, 4 * mm_c)) > -0.3)
+    fibre = np.clip((stripes - 0.75) / 0.25, 0, 1) * (
+        smooth_field(rng, (H, W), (2 * mm_r, 4 * mm_c)) > -0.3
+    )
     muscle = ECHO_DB["muscle"] + fibre * (ECHO_DB["fibre"] - ECHO_DB["muscle"])
 
     # Stack the layers from the skin down, with soft interfaces.
@@ -144,7 +162,7 @@ def breast_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     echo += below_gland_top * (gland - echo)
     echo += below_gland_bottom * (fat - echo)
     echo += below_muscle * (muscle - echo)
-    fascia = np.exp(-((z - muscle_top) / 0.22) ** 2)
+    fascia = np.exp(-(((z - muscle_top) / 0.22) ** 2))
     fascia *= np.clip(0.6 + 0.4 * smooth_curve(rng, W, 6 * mm_c), 0.1, 1.0)
     echo += fascia * (ECHO_DB["fascia"] - echo)
 
@@ -154,6 +172,10 @@ def breast_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     att += gland_w * (ATTENUATION["gland"] - ATTENUATION["fat"])
     att += below_muscle * (ATTENUATION["muscle"] - att)
 
-    return Anatomy(echo.astype(np.float32), att.astype(np.float32),
-                   gland_top.astype(np.float32), gland_bottom.astype(np.float32),
-                   muscle_top.astype(np.float32))
+    return Anatomy(
+        echo.astype(np.float32),
+        att.astype(np.float32),
+        gland_top.astype(np.float32),
+        gland_bottom.astype(np.float32),
+        muscle_top.astype(np.float32),
+    )

@@ -33,7 +33,7 @@ def psf_kernel(sigma_px: float) -> np.ndarray:
     half = max(1, int(np.ceil(3 * sigma_px)))
     t = np.arange(-half, half + 1, dtype=np.float32)
     k = np.exp(-0.5 * (t / sigma_px) ** 2)
-    return (k / np.sqrt((k ** 2).sum())).astype(np.float32)
+    return (k / np.sqrt((k**2).sum())).astype(np.float32)
 
 
 def beam_sigma_px(device: DeviceProfile, grid: Grid) -> tuple[float, np.ndarray]:
@@ -46,8 +46,12 @@ def beam_sigma_px(device: DeviceProfile, grid: Grid) -> tuple[float, np.ndarray]
     return float(axial), (lateral_mm / grid.dx).astype(np.float32)
 
 
-def speckle_envelope(rng: np.random.Generator, amplitude: np.ndarray, axial_sigma_px: float,
-                     lateral_sigma_px: np.ndarray | float) -> np.ndarray:
+def speckle_envelope(
+    rng: np.random.Generator,
+    amplitude: np.ndarray,
+    axial_sigma_px: float,
+    lateral_sigma_px: np.ndarray | float,
+) -> np.ndarray:
     """Envelope of scatterers (std `amplitude` per pixel) convolved with the PSF.
 
     `lateral_sigma_px` may vary per row (the beam widens away from the focus): the field is
@@ -66,11 +70,11 @@ def speckle_envelope(rng: np.random.Generator, amplitude: np.ndarray, axial_sigm
     re = rng.standard_normal(scale.shape, dtype=np.float32) * scale
     im = rng.standard_normal(scale.shape, dtype=np.float32) * scale
     one = np.ones(1, np.float32)
-    re = cv2.sepFilter2D(re, -1, one, ax)[pr:pr + rows]
-    im = cv2.sepFilter2D(im, -1, one, ax)[pr:pr + rows]
+    re = cv2.sepFilter2D(re, -1, one, ax)[pr : pr + rows]
+    im = cv2.sepFilter2D(im, -1, one, ax)[pr : pr + rows]
     if len(levels) == 1:
-        re = cv2.sepFilter2D(re, -1, kernels[0], one)[:, pc:pc + cols]
-        im = cv2.sepFilter2D(im, -1, kernels[0], one)[:, pc:pc + cols]
+        re = cv2.sepFilter2D(re, -1, kernels[0], one)[:, pc : pc + cols]
+        im = cv2.sepFilter2D(im, -1, kernels[0], one)[:, pc : pc + cols]
         return np.sqrt(re * re + im * im)
     pos = np.interp(lat, levels, np.arange(len(levels)))
     weights = np.stack([np.clip(1 - np.abs(pos - i), 0, 1) for i in range(len(levels))], 1)
@@ -83,16 +87,17 @@ def speckle_envelope(rng: np.random.Generator, amplitude: np.ndarray, axial_sigm
     out_re = np.zeros((rows, cols), np.float32)
     out_im = np.zeros((rows, cols), np.float32)
     for i, k in enumerate(kernels):
-        w = weights[:, i:i + 1]
+        w = weights[:, i : i + 1]
         if not w.any():
             continue
-        out_re += w * cv2.sepFilter2D(re, -1, k, one)[:, pc:pc + cols]
-        out_im += w * cv2.sepFilter2D(im, -1, k, one)[:, pc:pc + cols]
+        out_re += w * cv2.sepFilter2D(re, -1, k, one)[:, pc : pc + cols]
+        out_im += w * cv2.sepFilter2D(im, -1, k, one)[:, pc : pc + cols]
     return np.sqrt(out_re * out_re + out_im * out_im)
 
 
-def depth_gain(rng: np.random.Generator, attenuation: np.ndarray, grid: Grid,
-               device: DeviceProfile) -> np.ndarray:
+def depth_gain(
+    rng: np.random.Generator, attenuation: np.ndarray, grid: Grid, device: DeviceProfile
+) -> np.ndarray:
     """Amplitude factor: round-trip attenuation above each pixel, then TGC."""
     dz_cm = grid.dz / 10.0
     path = np.cumsum(attenuation, axis=0) - 0.5 * attenuation  # dB/MHz*cm-ish, to pixel centre
@@ -109,7 +114,7 @@ def log_compress(envelope: np.ndarray, device: DeviceProfile, gain_db: float) ->
     top_db = 20.0  # envelope level (dB) shown as white at zero gain
     db = 20.0 * np.log10(envelope + 1e-6) + device.gain_db + gain_db
     v = np.clip((db - top_db + device.dynamic_range_db) / device.dynamic_range_db, 0.0, 1.0)
-    return v ** device.gamma if device.gamma != 1.0 else v
+    return v**device.gamma if device.gamma != 1.0 else v
 
 
 def scan_area(device: DeviceProfile, rows: int, cols: int) -> np.ndarray:
@@ -134,10 +139,10 @@ def draw_markers(img: np.ndarray, device: DeviceProfile, grid: Grid) -> None:
         length = 3 if int(round(depth)) % 10 == 0 else 1
         if device.marker_side == "right":
             c1 = inside[-1] + 1
-            img[r, c1 - length:c1] = level
+            img[r, c1 - length : c1] = level
         else:
             c0 = inside[0]
-            img[r, c0:c0 + length] = level
+            img[r, c0 : c0 + length] = level
     # Focus marker: a small triangle beside the ruler at the focal depth.
     r = int(0.45 * grid.depth_mm / grid.dz)
     inside = np.nonzero(area[r])[0]
@@ -149,9 +154,9 @@ def draw_markers(img: np.ndarray, device: DeviceProfile, grid: Grid) -> None:
     inside = np.nonzero(area[3])[0]
     c = inside[0] + 3
     if device.orientation_mark == "square":
-        img[2:5, c:c + 3] = 230
+        img[2:5, c : c + 3] = 230
     elif device.orientation_mark == "ring":
-        img[2:6, c:c + 4] = 230
-        img[3:5, c + 1:c + 3] = 40
+        img[2:6, c : c + 4] = 230
+        img[3:5, c + 1 : c + 3] = 40
     else:
-        img[2:4, c:c + 2] = 230
+        img[2:4, c : c + 2] = 230

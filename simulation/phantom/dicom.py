@@ -37,23 +37,43 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from common.errors import DataError
+from common.store import atomic_write_bytes
 from simulation.phantom.devices import DeviceProfile, get_device
-from simulation.phantom.phi import (FakeInstitution, FakePatient, fake_institution, fake_name,
-                                fake_patient, fake_study_datetime)
+from simulation.phantom.phi import (
+    FakeInstitution,
+    FakePatient,
+    fake_institution,
+    fake_name,
+    fake_patient,
+    fake_study_datetime,
+)
 from simulation.phantom.render import PhantomImage
 from simulation.phantom.sites import check_rates, patient_rngs, plan_patient, render_patient
-from common.store import atomic_write_bytes
 
-LABEL_COLUMNS = ("file", "accession_number", "sop_instance_uid", "frame", "pathology", "birads",
-                 "device", "lesion", "lesion_kind", "box_x0", "box_y0", "box_x1", "box_y1")
+LABEL_COLUMNS = (
+    "file",
+    "accession_number",
+    "sop_instance_uid",
+    "frame",
+    "pathology",
+    "birads",
+    "device",
+    "lesion",
+    "lesion_kind",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+)
 ENCODINGS = (("gray", 0.35), ("rgb", 0.25), ("jpeg", 0.25), ("cine", 0.15))
 BANNER_HEIGHT = 34
 PANEL_WIDTH = 64
@@ -68,9 +88,9 @@ class ExportContext:
     patient: FakePatient
     institution: FakeInstitution
     phantom: PhantomImage
-    encoding: str            # gray, rgb, jpeg or cine
+    encoding: str  # gray, rgb, jpeg or cine
     accession_number: str
-    study_datetime: Any      # datetime.datetime
+    study_datetime: Any  # datetime.datetime
     patient_index: int
     image_index: int
     relpath: str
@@ -93,13 +113,23 @@ def _uid(*parts: Any) -> str:
 def default_banner(ctx: ExportContext) -> list[str]:
     """The scanner's patient banner: name and ID on one line, birth date, exam time, hospital."""
     p, when = ctx.patient, ctx.study_datetime
-    return [f"{p.display_name}   ID: {p.patient_id}",
-            f"DOB {p.birth_date[:4]}-{p.birth_date[4:6]}-{p.birth_date[6:]}   "
-            f"{when:%Y-%m-%d %H:%M:%S}   {ctx.institution.name}"]
+    return [
+        f"{p.display_name}   ID: {p.patient_id}",
+        f"DOB {p.birth_date[:4]}-{p.birth_date[4:6]}-{p.birth_date[6:]}   "
+        f"{when:%Y-%m-%d %H:%M:%S}   {ctx.institution.name}",
+    ]
 
 
-def _put_lines(canvas: np.ndarray, lines: Sequence[str], x0: int, x1: int, top: int, height: int,
-               align: str, colour: tuple[int, ...]) -> None:
+def _put_lines(
+    canvas: np.ndarray,
+    lines: Sequence[str],
+    x0: int,
+    x1: int,
+    top: int,
+    height: int,
+    align: str,
+    colour: tuple[int, ...],
+) -> None:
     """Draw text lines into the box [x0, x1) x [top, top+height), shrinking the font to fit."""
     font = cv2.FONT_HERSHEY_SIMPLEX
     n = max(1, len(lines))
@@ -114,8 +144,9 @@ def _put_lines(canvas: np.ndarray, lines: Sequence[str], x0: int, x1: int, top: 
         cv2.putText(canvas, text, (max(x0, x), y), font, scale, colour, 1, cv2.LINE_AA)
 
 
-def compose_screen(img: PhantomImage, dev: DeviceProfile, banner: Sequence[str],
-                   colour: bool) -> tuple[np.ndarray, tuple[int, int]]:
+def compose_screen(
+    img: PhantomImage, dev: DeviceProfile, banner: Sequence[str], colour: bool
+) -> tuple[np.ndarray, tuple[int, int]]:
     """The full exported frame: banner above, scan area, parameter panel; returns (frame, offset).
 
     The scan area is placed at `offset` = (x, y); nothing but the scan area (and the markers the
@@ -127,27 +158,37 @@ def compose_screen(img: PhantomImage, dev: DeviceProfile, banner: Sequence[str],
     height = BANNER_HEIGHT + rows + 14
     scan = img.rgb() if colour else img.image[..., None]
     canvas = np.zeros((height, width, scan.shape[2]), np.uint8)
-    canvas[BANNER_HEIGHT:BANNER_HEIGHT + rows, left:left + cols] = scan
+    canvas[BANNER_HEIGHT : BANNER_HEIGHT + rows, left : left + cols] = scan
     text_colour = (235, 225, 120) if colour and dev.tint != (1.0, 1.0, 1.0) else (235, 235, 235)
     text_colour = text_colour[: scan.shape[2]] if colour else (235,)
     _put_lines(canvas, banner, 0, width, 0, BANNER_HEIGHT - 4, dev.banner_style, text_colour)
-    panel = [dev.probe, f"{dev.centre_mhz:.1f}MHz", f"G {52 + dev.gain_db:.0f}",
-             f"DR {dev.dynamic_range_db:.0f}", f"D {dev.depth_mm / 10:.1f}cm"]
+    panel = [
+        dev.probe,
+        f"{dev.centre_mhz:.1f}MHz",
+        f"G {52 + dev.gain_db:.0f}",
+        f"DR {dev.dynamic_range_db:.0f}",
+        f"D {dev.depth_mm / 10:.1f}cm",
+    ]
     _put_lines(canvas, panel, left + cols + 2, width, BANNER_HEIGHT, 70, "left", text_colour)
     _put_lines(canvas, [dev.model], 0, width, height - 14, 14, "right", text_colour)
     return (canvas if colour else canvas[..., 0]), (left, BANNER_HEIGHT)
 
 
-def _cine(frame: np.ndarray, offset: tuple[int, int], shape: tuple[int, int], n: int,
-          rng: np.random.Generator) -> np.ndarray:
+def _cine(
+    frame: np.ndarray,
+    offset: tuple[int, int],
+    shape: tuple[int, int],
+    n: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A short clip: the scan area drifts by a pixel or so per frame; banner and panel stay."""
     x, y = offset
     rows, cols = shape
     frames = [frame]
     for k in range(1, n):
         f = frame.copy()
-        area = frame[y:y + rows, x:x + cols]
-        f[y:y + rows, x:x + cols] = np.roll(area, (int(rng.integers(-1, 2)), k), axis=(0, 1))
+        area = frame[y : y + rows, x : x + cols]
+        f[y : y + rows, x : x + cols] = np.roll(area, (int(rng.integers(-1, 2)), k), axis=(0, 1))
         frames.append(f)
     return np.stack(frames)
 
@@ -164,9 +205,18 @@ def _jpeg_frames(frames: np.ndarray) -> list[bytes]:
     return out
 
 
-def build_dataset(ctx: ExportContext, dev: DeviceProfile, frames: np.ndarray, offset: tuple[int, int],
-                  site: str, seed: int, sop_uid: str, study_uid: str, series_uid: str,
-                  study_number: int) -> Any:
+def build_dataset(
+    ctx: ExportContext,
+    dev: DeviceProfile,
+    frames: np.ndarray,
+    offset: tuple[int, int],
+    site: str,
+    seed: int,
+    sop_uid: str,
+    study_uid: str,
+    series_uid: str,
+    study_number: int,
+) -> Any:
     """The DICOM object for one exported image (pixel data included)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
@@ -178,7 +228,9 @@ def build_dataset(ctx: ExportContext, dev: DeviceProfile, frames: np.ndarray, of
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = US_MULTIFRAME if multiframe else US_IMAGE
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit if ctx.encoding == "jpeg" else ExplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = (
+        JPEGBaseline8Bit if ctx.encoding == "jpeg" else ExplicitVRLittleEndian
+    )
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = sop_uid
@@ -233,7 +285,7 @@ def build_dataset(ctx: ExportContext, dev: DeviceProfile, frames: np.ndarray, of
     rows, cols = ctx.phantom.image.shape
     region = Dataset()
     region.RegionSpatialFormat = 1  # 2-D tissue image
-    region.RegionDataType = 1       # tissue
+    region.RegionDataType = 1  # tissue
     region.RegionFlags = 0
     region.RegionLocationMinX0, region.RegionLocationMinY0 = offset
     region.RegionLocationMaxX1 = offset[0] + cols - 1
@@ -271,13 +323,20 @@ def build_dataset(ctx: ExportContext, dev: DeviceProfile, frames: np.ndarray, of
     return ds
 
 
-def write_pacs_export(out_dir: str | Path, site: str, patients: int, device: str,
-                      malignant_rate: float = 0.35, normal_rate: float = 0.1, seed: int = 0,
-                      overrides: dict[str, Any] | Callable[[Any, ExportContext], None] | None = None,
-                      banner: Callable[[ExportContext], Sequence[str]] | None = None,
-                      encodings: Sequence[tuple[str, float]] = ENCODINGS,
-                      image_size: int | tuple[int, int] | None = None,
-                      progress: bool = False) -> ExportResult:
+def write_pacs_export(
+    out_dir: str | Path,
+    site: str,
+    patients: int,
+    device: str,
+    malignant_rate: float = 0.35,
+    normal_rate: float = 0.1,
+    seed: int = 0,
+    overrides: dict[str, Any] | Callable[[Any, ExportContext], None] | None = None,
+    banner: Callable[[ExportContext], Sequence[str]] | None = None,
+    encodings: Sequence[tuple[str, float]] = ENCODINGS,
+    image_size: int | tuple[int, int] | None = None,
+    progress: bool = False,
+) -> ExportResult:
     """Write a PACS-like export of a simulated site into `out_dir` (DICOM/ tree + labels.csv).
 
     Deterministic for (site, seed, patients): the same patients (and pixels) as
@@ -311,8 +370,10 @@ def write_pacs_export(out_dir: str | Path, site: str, patients: int, device: str
         phi_rng = np.random.default_rng([seed, i, 0x5EED])
         patient = fake_patient(phi_rng)
         n_studies = 2 if n_images >= 2 and phi_rng.uniform() < 0.3 else 1
-        studies = [(fake_study_datetime(phi_rng), f"A{int(phi_rng.integers(10**8, 10**9))}")
-                   for _ in range(n_studies)]
+        studies = [
+            (fake_study_datetime(phi_rng), f"A{int(phi_rng.integers(10**8, 10**9))}")
+            for _ in range(n_studies)
+        ]
         for k, img in enumerate(images):
             s = k * n_studies // n_images
             when, accession = studies[s]
@@ -320,16 +381,33 @@ def write_pacs_export(out_dir: str | Path, site: str, patients: int, device: str
             relpath = f"DICOM/PAT{i:05d}/ST{s + 1:02d}/IM{k + 1:04d}.dcm"
             ctx = ExportContext(patient, institution, img, encoding, accession, when, i, k, relpath)
             lines = list(banner(ctx)) if banner else default_banner(ctx)
-            frame, offset = compose_screen(img, dev, lines, colour=encoding in ("rgb", "jpeg")
-                                           or (encoding == "cine" and phi_rng.uniform() < 0.5))
-            frames = (_cine(frame, offset, img.image.shape, int(phi_rng.integers(4, 9)), phi_rng)
-                      if encoding == "cine" else frame[None])
+            frame, offset = compose_screen(
+                img,
+                dev,
+                lines,
+                colour=encoding in ("rgb", "jpeg")
+                or (encoding == "cine" and phi_rng.uniform() < 0.5),
+            )
+            frames = (
+                _cine(frame, offset, img.image.shape, int(phi_rng.integers(4, 9)), phi_rng)
+                if encoding == "cine"
+                else frame[None]
+            )
             if encoding == "jpeg" and frames.ndim == 3:
                 frames = np.repeat(frames[..., None], 3, axis=3)
             sop_uid = _uid("sop", site, seed, i, k)
-            ds = build_dataset(ctx, dev, frames, offset, site, seed, sop_uid,
-                               _uid("study", site, seed, i, s), _uid("series", site, seed, i, s),
-                               study_number=s + 1)
+            ds = build_dataset(
+                ctx,
+                dev,
+                frames,
+                offset,
+                site,
+                seed,
+                sop_uid,
+                _uid("study", site, seed, i, s),
+                _uid("series", site, seed, i, s),
+                study_number=s + 1,
+            )
             if isinstance(overrides, dict):
                 for keyword, value in overrides.items():
                     setattr(ds, keyword, value)
@@ -350,17 +428,48 @@ def write_pacs_export(out_dir: str | Path, site: str, patients: int, device: str
     return ExportResult(tuple(files), labels, tuple(rows))
 
 
-def _label_rows(relpath: str, accession: str, sop_uid: str, img: PhantomImage,
-                offset: tuple[int, int], device: str) -> list[dict]:
-    base = {"file": relpath, "accession_number": accession, "sop_instance_uid": sop_uid,
-            "frame": 0, "pathology": img.pathology, "birads": img.birads, "device": device}
+def _label_rows(
+    relpath: str,
+    accession: str,
+    sop_uid: str,
+    img: PhantomImage,
+    offset: tuple[int, int],
+    device: str,
+) -> list[dict]:
+    base = {
+        "file": relpath,
+        "accession_number": accession,
+        "sop_instance_uid": sop_uid,
+        "frame": 0,
+        "pathology": img.pathology,
+        "birads": img.birads,
+        "device": device,
+    }
     if not img.boxes:
-        return [{**base, "lesion": 0, "lesion_kind": "", "box_x0": "", "box_y0": "",
-                 "box_x1": "", "box_y1": ""}]
+        return [
+            {
+                **base,
+                "lesion": 0,
+                "lesion_kind": "",
+                "box_x0": "",
+                "box_y0": "",
+                "box_x1": "",
+                "box_y1": "",
+            }
+        ]
     dx, dy = offset
-    return [{**base, "lesion": n, "lesion_kind": spec.kind, "box_x0": x0 + dx, "box_y0": y0 + dy,
-             "box_x1": x1 + dx, "box_y1": y1 + dy}
-            for n, (spec, (x0, y0, x1, y1)) in enumerate(zip(img.lesions, img.boxes), 1)]
+    return [
+        {
+            **base,
+            "lesion": n,
+            "lesion_kind": spec.kind,
+            "box_x0": x0 + dx,
+            "box_y0": y0 + dy,
+            "box_x1": x1 + dx,
+            "box_y1": y1 + dy,
+        }
+        for n, (spec, (x0, y0, x1, y1)) in enumerate(zip(img.lesions, img.boxes), 1)
+    ]
 
 
 def read_labels(path: str | Path) -> list[dict]:

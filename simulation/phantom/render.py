@@ -14,8 +14,14 @@ import numpy as np
 
 from common.errors import DataError
 from simulation.phantom.anatomy import Grid, breast_anatomy
-from simulation.phantom.bmode import (beam_sigma_px, depth_gain, draw_markers, log_compress,
-                                  scan_area, speckle_envelope)
+from simulation.phantom.bmode import (
+    beam_sigma_px,
+    depth_gain,
+    draw_markers,
+    log_compress,
+    scan_area,
+    speckle_envelope,
+)
 from simulation.phantom.devices import DeviceProfile, get_device
 from simulation.phantom.lesions import LesionSpec, draw_lesion, sample_lesion
 
@@ -52,8 +58,12 @@ class PhantomImage:
 def _shrink(spec: LesionSpec, max_width_mm: float, lateral_frac: float) -> LesionSpec:
     """Cap a lesion's width, keeping its aspect ratio, and move it across the image."""
     scale = min(1.0, max_width_mm / spec.width_mm)
-    return replace(spec, width_mm=spec.width_mm * scale, height_mm=spec.height_mm * scale,
-                   lateral_frac=lateral_frac)
+    return replace(
+        spec,
+        width_mm=spec.width_mm * scale,
+        height_mm=spec.height_mm * scale,
+        lateral_frac=lateral_frac,
+    )
 
 
 def sample_lesions(rng: np.random.Generator, pathology: str) -> tuple[LesionSpec, ...]:
@@ -92,17 +102,25 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
 
 
-def render_case(rng_or_seed: np.random.Generator | int, pathology: str, device: str = "device-a",
-                size: int | tuple[int, int] | None = None,
-                lesions: tuple[LesionSpec, ...] | None = None,
-                keep_envelope: bool = False) -> PhantomImage:
+def render_case(
+    rng_or_seed: np.random.Generator | int,
+    pathology: str,
+    device: str = "device-a",
+    size: int | tuple[int, int] | None = None,
+    lesions: tuple[LesionSpec, ...] | None = None,
+    keep_envelope: bool = False,
+) -> PhantomImage:
     """Render one image of `pathology` as `device` shows it.
 
     `size` is an int (square), (rows, cols), or None for the device's native scan-area size; the
     field of view in millimetres is the device's either way. Pass `lesions` (see `sample_lesions`
     and `lesions.view_of`) to show the same patient's lesion in several images.
     """
-    rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
+    rng = (
+        rng_or_seed
+        if isinstance(rng_or_seed, np.random.Generator)
+        else np.random.default_rng(rng_or_seed)
+    )
     dev = get_device(device)
     rows, cols = _as_shape(size, dev)
     grid = Grid(rows, cols, dev.depth_mm, dev.width_mm)
@@ -132,8 +150,14 @@ def render_case(rng_or_seed: np.random.Generator | int, pathology: str, device: 
 
     region_cols = np.nonzero(area.any(axis=0))[0]
     return PhantomImage(
-        image=image, mask=mask, boxes=boxes,
-        birads=max((s.birads for s in lesions), default=1), pathology=pathology, device=device,
-        lesions=tuple(lesions), region=(int(region_cols[0]), 0, int(region_cols[-1]), rows - 1),
-        spacing_mm=(grid.dz, grid.dx), envelope=env if keep_envelope else None,
+        image=image,
+        mask=mask,
+        boxes=boxes,
+        birads=max((s.birads for s in lesions), default=1),
+        pathology=pathology,
+        device=device,
+        lesions=tuple(lesions),
+        region=(int(region_cols[0]), 0, int(region_cols[-1]), rows - 1),
+        spacing_mm=(grid.dz, grid.dx),
+        envelope=env if keep_envelope else None,
     )

@@ -9,16 +9,16 @@ lesions, 1 to 6 images showing them from slightly different probe positions, a p
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from common.errors import DataError
+from common.store import ImageRecord, Store
 from simulation.phantom.devices import get_device
 from simulation.phantom.lesions import view_of
 from simulation.phantom.render import PhantomImage, render_case, sample_lesions
-from common.store import ImageRecord, Store
 
 # How many images a patient has (1..6): most have one to three, as in public breast-US sets.
 IMAGES_PER_PATIENT_P = (0.30, 0.25, 0.18, 0.12, 0.09, 0.06)
@@ -30,9 +30,13 @@ def pseudonym(site_id: str, seed: int, index: int, kind: str = "patient") -> str
 
 
 def check_rates(malignant_rate: float, normal_rate: float) -> None:
-    if not (0 <= malignant_rate <= 1 and 0 <= normal_rate <= 1 and malignant_rate + normal_rate <= 1):
-        raise DataError(f"malignant_rate ({malignant_rate}) and normal_rate ({normal_rate}) must be "
-                        "in [0, 1] and sum to at most 1")
+    if not (
+        0 <= malignant_rate <= 1 and 0 <= normal_rate <= 1 and malignant_rate + normal_rate <= 1
+    ):
+        raise DataError(
+            f"malignant_rate ({malignant_rate}) and normal_rate ({normal_rate}) must be "
+            "in [0, 1] and sum to at most 1"
+        )
 
 
 def patient_rngs(site_id: str, seed: int, patients: int) -> list[np.random.Generator]:
@@ -42,36 +46,74 @@ def patient_rngs(site_id: str, seed: int, patients: int) -> list[np.random.Gener
     return [np.random.default_rng(s) for s in root.spawn(patients)]
 
 
-def plan_patient(rng: np.random.Generator, malignant_rate: float, normal_rate: float) -> tuple[str, int]:
+def plan_patient(
+    rng: np.random.Generator, malignant_rate: float, normal_rate: float
+) -> tuple[str, int]:
     """Draw a patient's pathology and number of images (before anything is rendered)."""
     u = rng.uniform()
-    pathology = "malignant" if u < malignant_rate else "normal" if u < malignant_rate + normal_rate else "benign"
+    pathology = (
+        "malignant"
+        if u < malignant_rate
+        else "normal"
+        if u < malignant_rate + normal_rate
+        else "benign"
+    )
     return pathology, int(rng.choice(len(IMAGES_PER_PATIENT_P), p=IMAGES_PER_PATIENT_P)) + 1
 
 
-def render_patient(rng: np.random.Generator, pathology: str, n_images: int, device: str,
-                   image_size: int | tuple[int, int] | None) -> list[PhantomImage]:
+def render_patient(
+    rng: np.random.Generator,
+    pathology: str,
+    n_images: int,
+    device: str,
+    image_size: int | tuple[int, int] | None,
+) -> list[PhantomImage]:
     """A patient's lesions seen in `n_images` views (the probe moved and turned a little)."""
     lesions = sample_lesions(rng, pathology)
-    return [render_case(rng, pathology, device, image_size,
-                        lesions=tuple(view_of(spec, rng) for spec in lesions))
-            for _ in range(n_images)]
+    return [
+        render_case(
+            rng,
+            pathology,
+            device,
+            image_size,
+            lesions=tuple(view_of(spec, rng) for spec in lesions),
+        )
+        for _ in range(n_images)
+    ]
 
 
-def iter_site_images(site_id: str, device: str, patients: int, malignant_rate: float,
-                     normal_rate: float, seed: int, image_size: int | tuple[int, int] | None = None,
-                     ) -> Iterator[tuple[int, str, list[PhantomImage]]]:
+def iter_site_images(
+    site_id: str,
+    device: str,
+    patients: int,
+    malignant_rate: float,
+    normal_rate: float,
+    seed: int,
+    image_size: int | tuple[int, int] | None = None,
+) -> Iterator[tuple[int, str, list[PhantomImage]]]:
     """Yield (patient index, pseudonym, images) for a simulated site, deterministically."""
     get_device(device)
     check_rates(malignant_rate, normal_rate)
     for i, rng in enumerate(patient_rngs(site_id, seed, patients)):
         pathology, n_images = plan_patient(rng, malignant_rate, normal_rate)
-        yield i, pseudonym(site_id, seed, i), render_patient(rng, pathology, n_images, device, image_size)
+        yield (
+            i,
+            pseudonym(site_id, seed, i),
+            render_patient(rng, pathology, n_images, device, image_size),
+        )
 
 
-def simulate_store(store_dir: str | Path, site_id: str, device: str, patients: int,
-                   malignant_rate: float = 0.35, normal_rate: float = 0.1, seed: int = 0,
-                   image_size: int | tuple[int, int] | None = None, progress: bool = False) -> Store:
+def simulate_store(
+    store_dir: str | Path,
+    site_id: str,
+    device: str,
+    patients: int,
+    malignant_rate: float = 0.35,
+    normal_rate: float = 0.1,
+    seed: int = 0,
+    image_size: int | tuple[int, int] | None = None,
+    progress: bool = False,
+) -> Store:
     """Fill (or resume filling) a store with a simulated site's patients; return the store.
 
     Boxes are in the stored image's pixels. Rerunning with the same arguments adds nothing: the
@@ -97,20 +139,35 @@ def simulate_store(store_dir: str | Path, site_id: str, device: str, patients: i
             if image_id in store:
                 continue
             rows, cols = img.image.shape
-            store.add(ImageRecord(
-                image_id=image_id, patient=patient, pathology=img.pathology, device=img.device,
-                width=cols, height=rows, boxes=img.boxes,
-                birads=img.birads, study=study, source=f"phantom:{site_id}",
-                extra={"lesion_kinds": [spec.kind for spec in img.lesions]},
-            ), img.image)
+            store.add(
+                ImageRecord(
+                    image_id=image_id,
+                    patient=patient,
+                    pathology=img.pathology,
+                    device=img.device,
+                    width=cols,
+                    height=rows,
+                    boxes=img.boxes,
+                    birads=img.birads,
+                    study=study,
+                    source=f"phantom:{site_id}",
+                    extra={"lesion_kinds": [spec.kind for spec in img.lesions]},
+                ),
+                img.image,
+            )
     return store
 
 
-def simulate_multi_device_store(store_dir: str | Path, devices: Sequence[str], patients: int,
-                                seed: int = 0, malignant_rate: float = 0.35,
-                                normal_rate: float = 0.1,
-                                image_size: int | tuple[int, int] | None = None,
-                                progress: bool = False) -> Store:
+def simulate_multi_device_store(
+    store_dir: str | Path,
+    devices: Sequence[str],
+    patients: int,
+    seed: int = 0,
+    malignant_rate: float = 0.35,
+    normal_rate: float = 0.1,
+    image_size: int | tuple[int, int] | None = None,
+    progress: bool = False,
+) -> Store:
     """A store mixing devices (the coordinator's pretraining data): patients split evenly,
     each device simulated as its own source named `pretrain-<device>`."""
     if not devices:
@@ -118,6 +175,15 @@ def simulate_multi_device_store(store_dir: str | Path, devices: Sequence[str], p
     store = None
     for j, device in enumerate(devices):
         share = patients // len(devices) + (1 if j < patients % len(devices) else 0)
-        store = simulate_store(store_dir, f"pretrain-{device}", device, share, malignant_rate,
-                               normal_rate, seed, image_size, progress)
+        store = simulate_store(
+            store_dir,
+            f"pretrain-{device}",
+            device,
+            share,
+            malignant_rate,
+            normal_rate,
+            seed,
+            image_size,
+            progress,
+        )
     return store

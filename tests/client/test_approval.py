@@ -7,8 +7,15 @@ import pytest
 from click.testing import CliRunner
 
 from client import site_log
-from client.approval import (app_hash, app_manifest, approve, installed_app_hash, is_approved,
-                             require_approved, revoke)
+from client.approval import (
+    app_hash,
+    app_manifest,
+    approve,
+    installed_app_hash,
+    is_approved,
+    require_approved,
+    revoke,
+)
 from client.cli import main as site_cli
 from client.site_init import init_site
 from client.workdir import SiteDir
@@ -50,7 +57,9 @@ def test_approved_app_runs_and_revoked_is_refused_again(site):
 
 def test_hand_edited_approvals_file_approves_nothing(site):
     value = installed_app_hash()
-    site.approvals.write_text(json.dumps({"apps": {value: {"status": "approved", "approved_at": "x"}}}))
+    site.approvals.write_text(
+        json.dumps({"apps": {value: {"status": "approved", "approved_at": "x"}}})
+    )
     assert not is_approved(site, value)
     with pytest.raises(PolicyError, match="disagree"):
         require_approved(site, value)
@@ -88,12 +97,20 @@ def test_cli_approve_list_revoke(site):
     out = runner.invoke(site_cli, ["approve", *wd, info["app_hash"], "--note", "ok by IT"])
     assert out.exit_code == 0 and "approved" in out.output
     listed = runner.invoke(site_cli, ["approve", *wd, "--list"])
-    assert "approved" in listed.output and "(installed)" in listed.output and "ok by IT" in listed.output
+    assert (
+        "approved" in listed.output
+        and "(installed)" in listed.output
+        and "ok by IT" in listed.output
+    )
 
     out = runner.invoke(site_cli, ["approve", *wd, "--revoke", info["app_hash"]])
     assert out.exit_code == 0
-    assert json.loads(runner.invoke(site_cli, ["approve", *wd, "--list", "--json"]).output)[
-        info["app_hash"]]["status"] == "revoked"
+    assert (
+        json.loads(runner.invoke(site_cli, ["approve", *wd, "--list", "--json"]).output)[
+            info["app_hash"]
+        ]["status"]
+        == "revoked"
+    )
 
     both = runner.invoke(site_cli, ["approve", *wd, "--list", "--show-installed"])
     assert both.exit_code == 2 and "exactly one" in both.output
@@ -116,10 +133,16 @@ def test_client_app_refuses_unapproved_app_before_touching_data(site, task_ident
     from client.client_app import app
 
     def call():
-        msg = Message(RecordDict({"config": ConfigRecord({})}), dst_node_id=5,
-                      message_type=message_type)
-        ctx = Context(run_id=11, node_id=5, node_config={"workdir": str(site.root)},
-                      state=RecordDict(), run_config={})
+        msg = Message(
+            RecordDict({"config": ConfigRecord({})}), dst_node_id=5, message_type=message_type
+        )
+        ctx = Context(
+            run_id=11,
+            node_id=5,
+            node_config={"workdir": str(site.root)},
+            state=RecordDict(),
+            run_config={},
+        )
         return app(msg, ctx)
 
     with pytest.raises(PolicyError, match=installed_app_hash()):

@@ -8,12 +8,22 @@ import cv2
 import numpy as np
 import pytest
 
-from client.audit import (audit_memorization, augment, dp_section, find_text, phi_scan,
-                          roc_curve, run_audit, scan_png, tpr_at_fpr, tpr_bound)
+from client.audit import (
+    audit_memorization,
+    augment,
+    dp_section,
+    find_text,
+    phi_scan,
+    roc_curve,
+    run_audit,
+    scan_png,
+    tpr_at_fpr,
+    tpr_bound,
+)
 from client.audit.memorization import ssim
 from common.config import ModelConfig
-from simulation.phantom import render_case
 from common.store import ImageRecord, Store
+from simulation.phantom import render_case
 
 SIZE = 32
 DEVICES = ("device-a", "device-b")
@@ -29,15 +39,27 @@ def make_store(root, patients=30, per_patient=2, size=SIZE, seed=0) -> Store:
         for k in range(per_patient):
             case = render_case(rng, pathology, device, size=size)
             boxes = tuple(tuple(int(v) for v in b) for b in case.boxes)
-            store.add(ImageRecord(image_id=f"s{seed}-p{p:03d}-{k}", patient=f"pat{seed}-{p:03d}",
-                                  pathology=pathology, device=device, width=size, height=size,
-                                  boxes=boxes, birads=case.birads), case.image)
+            store.add(
+                ImageRecord(
+                    image_id=f"s{seed}-p{p:03d}-{k}",
+                    patient=f"pat{seed}-{p:03d}",
+                    pathology=pathology,
+                    device=device,
+                    width=size,
+                    height=size,
+                    boxes=boxes,
+                    birads=case.birads,
+                ),
+                case.image,
+            )
     return store
 
 
 def phantoms(n, size=SIZE, seed=100) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.stack([render_case(rng, PATHS[i % 3], DEVICES[i % 2], size=size).image for i in range(n)])
+    return np.stack(
+        [render_case(rng, PATHS[i % 3], DEVICES[i % 2], size=size).image for i in range(n)]
+    )
 
 
 def unit(x):
@@ -51,12 +73,14 @@ def site_store(tmp_path_factory):
 
 def test_planted_copies_are_flagged_and_new_images_are_not():
     train, holdout, synthetic = phantoms(80, seed=1), phantoms(30, seed=2), phantoms(40, seed=3)
-    synthetic[7] = train[12]                                   # exact copy
-    synthetic[21] = np.round(augment(unit(train[40:41]), seed=5)[0] * 255).astype(np.uint8)  # disguised
+    synthetic[7] = train[12]  # exact copy
+    synthetic[21] = np.round(augment(unit(train[40:41]), seed=5)[0] * 255).astype(
+        np.uint8
+    )  # disguised
     result = audit_memorization(unit(synthetic), unit(train), unit(holdout))
     flagged = set(np.nonzero(result.flagged)[0].tolist())
     assert {7, 21} <= flagged
-    assert len(flagged) <= 4                                   # fresh phantoms are not copies
+    assert len(flagged) <= 4  # fresh phantoms are not copies
     assert result.synthetic.l2[7] < 1e-3 and result.synthetic.l2_index[7] == 12
     public = result.public()
     assert public["augmented_copies"]["caught_rate"]["any"] >= 0.95
@@ -79,9 +103,19 @@ def test_ssim_is_one_for_identical_and_lower_for_different_images():
 def test_dp_bound_matches_the_formula_and_is_rendered():
     assert tpr_bound(1.0, 1e-5, 0.001) == pytest.approx(np.e * 0.001 + 1e-5)
     assert tpr_bound(8.0, 1e-5, 0.01) == 1.0
-    section = dp_section({"epsilon": 1.0, "delta": 1e-5, "accountant": "prv", "unit": "patient",
-                          "noise_multiplier": 1.1, "sample_rate": 0.1, "max_grad_norm": 1.0,
-                          "steps": 30, "rounds": 3})
+    section = dp_section(
+        {
+            "epsilon": 1.0,
+            "delta": 1e-5,
+            "accountant": "prv",
+            "unit": "patient",
+            "noise_multiplier": 1.1,
+            "sample_rate": 0.1,
+            "max_grad_norm": 1.0,
+            "steps": 30,
+            "rounds": 3,
+        }
+    )
     assert section["tpr_bound"]["0.001"] == pytest.approx(0.0027283, rel=1e-3)
     assert section["claim"].startswith("(1.00, 1.0e-05)-DP per patient")
     with pytest.raises(ValueError, match="missing"):
@@ -93,7 +127,7 @@ def test_roc_and_tpr_at_low_fpr():
     fpr, tpr = roc_curve(np.array([3.0, 2.0, 0.5]), np.array([1.0, 0.0]))
     assert fpr[0] == 0 and tpr[-1] == 1 and fpr[-1] == 1
     assert tpr_at_fpr(fpr, tpr, 0.01) == pytest.approx(2 / 3)
-    fpr, tpr = roc_curve(np.zeros(5), np.zeros(5))           # no signal: the diagonal
+    fpr, tpr = roc_curve(np.zeros(5), np.zeros(5))  # no signal: the diagonal
     assert tpr_at_fpr(fpr, tpr, 0.5) == 0.0
 
 
@@ -120,10 +154,17 @@ def test_phi_scan_catches_burned_in_text_and_png_text_chunks():
     Image.fromarray(clean[0]).save(buf, format="PNG", pnginfo=info)
     assert any("tEXt" in f and "Jane" in f for f in scan_png(buf.getvalue()))
 
-    rows = [{"pathology": "benign", "birads": None, "device": "device-a", "box": [1, 2, 5, 6]},
-            {"pathology": "benign", "birads": 3, "device": "device-a", "box": None,
-             "patient_name": "DOE^JOHN"},
-            {"pathology": "benign", "birads": None, "device": "MRN 12345678", "box": None}]
+    rows = [
+        {"pathology": "benign", "birads": None, "device": "device-a", "box": [1, 2, 5, 6]},
+        {
+            "pathology": "benign",
+            "birads": 3,
+            "device": "device-a",
+            "box": None,
+            "patient_name": "DOE^JOHN",
+        },
+        {"pathology": "benign", "birads": None, "device": "MRN 12345678", "box": None},
+    ]
     images = [clean[0], burned[0], clean[1]]
     result = phi_scan(images, [buf.getvalue()] * 3, rows, DEVICES)
     assert result["flagged_images"] == [1]
@@ -150,14 +191,32 @@ def test_public_report_contains_no_real_image(site_store, tmp_path):
     model_cfg = ModelConfig(image_size=SIZE, devices=DEVICES)
     synthetic = phantoms(24, seed=9)
     real_u8 = np.round((site_store.load_arrays(train, SIZE)[0] + 1) * 127.5).astype(np.uint8)
-    synthetic[5] = real_u8[0]                                   # a planted copy
-    rows = [{"pathology": PATHS[i % 3], "birads": None, "device": DEVICES[i % 2], "box": None}
-            for i in range(len(synthetic))]
-    statement = {"epsilon": 4.0, "delta": 1e-4, "accountant": "prv", "unit": "patient",
-                 "noise_multiplier": 1.0, "sample_rate": 0.2, "max_grad_norm": 1.0,
-                 "steps": 20, "rounds": 2}
-    result = run_audit(synthetic, rows, site_store, train, holdout, model_cfg, statement,
-                       {"site_id": "hospital-x", "base_hash": "b" * 64, "adapter_hash": "a" * 64})
+    synthetic[5] = real_u8[0]  # a planted copy
+    rows = [
+        {"pathology": PATHS[i % 3], "birads": None, "device": DEVICES[i % 2], "box": None}
+        for i in range(len(synthetic))
+    ]
+    statement = {
+        "epsilon": 4.0,
+        "delta": 1e-4,
+        "accountant": "prv",
+        "unit": "patient",
+        "noise_multiplier": 1.0,
+        "sample_rate": 0.2,
+        "max_grad_norm": 1.0,
+        "steps": 20,
+        "rounds": 2,
+    }
+    result = run_audit(
+        synthetic,
+        rows,
+        site_store,
+        train,
+        holdout,
+        model_cfg,
+        statement,
+        {"site_id": "hospital-x", "base_hash": "b" * 64, "adapter_hash": "a" * 64},
+    )
     assert not result.keep[5] and result.keep.sum() >= len(synthetic) - 3
     assert result.audit["summary"]["n_removed_memorization"] >= 1
     assert result.audit["summary"]["n_released"] == int(result.keep.sum())
@@ -169,7 +228,7 @@ def test_public_report_contains_no_real_image(site_store, tmp_path):
     assert embedded, "the public page should embed plots and synthetic images"
     for blob in embedded:
         assert not any(rb in blob for rb in real_bytes)
-    grid = _decode_png(embedded[-1])                            # the synthetic image grid
+    grid = _decode_png(embedded[-1])  # the synthetic image grid
     for real in real_u8:
         assert not _contains(grid, real)
     assert not any(r.patient in public or r.image_id in public for r in train + holdout)
@@ -193,6 +252,6 @@ def _contains(grid, image, scale=2):
     step_h, step_w = h + 2 * scale, w + 2 * scale
     for y in range(0, grid.shape[0] - h + 1, step_h):
         for x in range(0, grid.shape[1] - w + 1, step_w):
-            if np.array_equal(grid[y:y + h, x:x + w], tile):
+            if np.array_equal(grid[y : y + h, x : x + w], tile):
                 return True
     return False

@@ -16,12 +16,24 @@ from client.audit import membership_attack
 from common.config import ModelConfig
 from tests.client.test_audit import make_store
 
-TINY = ModelConfig(image_size=32, block_out_channels=(16, 32), attention_levels=(False, True),
-                   layers_per_block=1, attention_head_dim=8, norm_num_groups=8,
-                   devices=("device-a", "device-b"))
-MIA_MODEL = ModelConfig(image_size=16, block_out_channels=(16, 32), attention_levels=(False, True),
-                        layers_per_block=1, attention_head_dim=8, norm_num_groups=8,
-                        devices=("device-a", "device-b"))
+TINY = ModelConfig(
+    image_size=32,
+    block_out_channels=(16, 32),
+    attention_levels=(False, True),
+    layers_per_block=1,
+    attention_head_dim=8,
+    norm_num_groups=8,
+    devices=("device-a", "device-b"),
+)
+MIA_MODEL = ModelConfig(
+    image_size=16,
+    block_out_channels=(16, 32),
+    attention_levels=(False, True),
+    layers_per_block=1,
+    attention_head_dim=8,
+    norm_num_groups=8,
+    devices=("device-a", "device-b"),
+)
 STEPS = 200
 
 
@@ -33,11 +45,17 @@ def _train(store, members, noise_multiplier):
     torch.manual_seed(0)
     unet = build_unet(MIA_MODEL)  # no adapter: every parameter trains (see the module doc)
     dataset = PatientDataset.from_store(store, members, MIA_MODEL)
-    settings = DPSettings(steps=STEPS, sample_rate=1.0 if noise_multiplier is None else 0.5,
-                          noise_multiplier=noise_multiplier, max_grad_norm=0.5, lr=2e-3,
-                          cond_dropout=0.0)
-    train_on_tensors(unet, dataset, training_scheduler(MIA_MODEL), settings,
-                     sample_seed=1, noise_seed=2)
+    settings = DPSettings(
+        steps=STEPS,
+        sample_rate=1.0 if noise_multiplier is None else 0.5,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=0.5,
+        lr=2e-3,
+        cond_dropout=0.0,
+    )
+    train_on_tensors(
+        unet, dataset, training_scheduler(MIA_MODEL), settings, sample_seed=1, noise_seed=2
+    )
     return unet
 
 
@@ -58,8 +76,10 @@ def test_attack_auc_is_higher_on_an_overfit_model_than_on_a_dp_one(tmp_path):
     private = membership_attack(_train(store, members, 2.0), MIA_MODEL, store, members, nonmembers)
     auc_overfit = overfit["patient_level"]["auc"]
     auc_dp = private["patient_level"]["auc"]
-    print(f"MIA patient-level AUC: overfit {auc_overfit:.3f}, DP {auc_dp:.3f}; by timestep "
-          f"{overfit['auc_by_timestep']} vs {private['auc_by_timestep']}")
+    print(
+        f"MIA patient-level AUC: overfit {auc_overfit:.3f}, DP {auc_dp:.3f}; by timestep "
+        f"{overfit['auc_by_timestep']} vs {private['auc_by_timestep']}"
+    )
     assert overfit["patient_level"]["n_members"] == private["patient_level"]["n_members"] == 24
     assert overfit["patient_level"]["n_nonmembers"] == 24
     assert auc_overfit >= 0.8

@@ -15,13 +15,16 @@ from pydicom.uid import UID
 
 from client.cli import main
 from client.deid import Pseudonymizer, detect_text, run_deid
-from simulation.deid_corpus import REGION, build_corpus
 from common.chainlog import ChainLog
+from simulation.deid_corpus import REGION, build_corpus
 
 
 def _hash_tree(root: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +38,15 @@ def run(tmp_path_factory):
     outputs = {o["input"]: o for o in report["outputs"]}
     links = ChainLog(base / "private" / "deid.jsonl").verify()[-1]["links"]
     by_source = {link["input_path"]: link for link in links}
-    return {"base": base, "corpus": corpus, "secret": secret, "before": before,
-            "report": report, "outputs": outputs, "by_source": by_source}
+    return {
+        "base": base,
+        "corpus": corpus,
+        "secret": secret,
+        "before": before,
+        "report": report,
+        "outputs": outputs,
+        "by_source": by_source,
+    }
 
 
 def _output(run, corpus_file) -> Path:
@@ -66,8 +76,11 @@ def test_sources_untouched_and_malformed_quarantined(run):
     for path in run["corpus"].malformed:
         assert "quarantined" in run["by_source"][path]
     assert set(report["quarantine_reasons"]) == {
-        "not a DICOM Part 10 file", "no pixel data", "wrong VR for a standard attribute",
-        "pixel data cannot be decoded"}
+        "not a DICOM Part 10 file",
+        "no pixel data",
+        "wrong VR for a standard attribute",
+        "pixel data cannot be decoded",
+    }
 
 
 def test_header_allowlist_and_deid_record(run):
@@ -76,11 +89,23 @@ def test_header_allowlist_and_deid_record(run):
         assert path.read_bytes()[:132] == b"\x00" * 128 + b"DICM"
         ds = pydicom.dcmread(path)
         assert not any(elem.tag.is_private for elem in ds.iterall())
-        assert not any(0x6000 <= elem.tag.group <= 0x60FF or 0x5000 <= elem.tag.group <= 0x50FF
-                       for elem in ds.iterall())
-        for kw in ("IconImageSequence", "RequestAttributesSequence", "InstitutionName",
-                   "AccessionNumber", "PatientBirthDate", "DeviceSerialNumber", "ImageComments",
-                   "StudyTime", "PatientAddress", "OperatorsName", "StationName"):
+        assert not any(
+            0x6000 <= elem.tag.group <= 0x60FF or 0x5000 <= elem.tag.group <= 0x50FF
+            for elem in ds.iterall()
+        )
+        for kw in (
+            "IconImageSequence",
+            "RequestAttributesSequence",
+            "InstitutionName",
+            "AccessionNumber",
+            "PatientBirthDate",
+            "DeviceSerialNumber",
+            "ImageComments",
+            "StudyTime",
+            "PatientAddress",
+            "OperatorsName",
+            "StationName",
+        ):
             assert not ds.get(kw), kw
         meta = ds.file_meta
         assert "SourceApplicationEntityTitle" not in meta
@@ -100,7 +125,7 @@ def test_header_allowlist_and_deid_record(run):
 
 def test_pseudonyms_uids_and_dates_are_keyed_and_consistent(run, tmp_path):
     files = run["corpus"].files
-    a0, a1 = files[0], files[1]                      # one patient, two studies 30 days apart
+    a0, a1 = files[0], files[1]  # one patient, two studies 30 days apart
     d0, d1 = pydicom.dcmread(_output(run, a0)), pydicom.dcmread(_output(run, a1))
     assert a0.patient_id == a1.patient_id and d0.PatientID == d1.PatientID
     assert d0.StudyInstanceUID != d1.StudyInstanceUID
@@ -121,7 +146,8 @@ def test_pseudonyms_uids_and_dates_are_keyed_and_consistent(run, tmp_path):
     other.write_bytes(b"another-site-secret-0123456789")
     third = run_deid(run["base"] / "export", tmp_path / "third", other)
     assert {o["patient"] for o in third["outputs"]}.isdisjoint(
-        {o["patient"] for o in run["report"]["outputs"]})
+        {o["patient"] for o in run["report"]["outputs"]}
+    )
 
 
 def _frames(ds) -> np.ndarray:
@@ -140,11 +166,11 @@ def test_burned_in_text_blank_and_image_region_preserved(run):
         a, b = _frames(src).astype(np.float64), _frames(out).astype(np.float64)
         assert a.shape == b.shape and b.shape[0] == f.frames
         keep = np.zeros(a.shape[1:3], bool)
-        keep[y0:y1 + 1, x0:x1 + 1] = True
+        keep[y0 : y1 + 1, x0 : x1 + 1] = True
         for bx0, by0, bx1, by1 in f.text_boxes:
             assert np.all(b[:, by0:by1, bx0:bx1] == 0), (f.path, (bx0, by0, bx1, by1))
             # The blanked box is padded by a few pixels to take the glyphs' antialiased edges.
-            keep[max(0, by0 - 3):by1 + 3, max(0, bx0 - 3):bx1 + 3] = False
+            keep[max(0, by0 - 3) : by1 + 3, max(0, bx0 - 3) : bx1 + 3] = False
         for frame in _frames(out):
             for dx0, dy0, dx1, dy1 in detect_text(frame):
                 for bx0, by0, bx1, by1 in f.text_boxes:
@@ -158,7 +184,7 @@ def test_burned_in_text_blank_and_image_region_preserved(run):
 def _region_mask(shape) -> np.ndarray:
     x0, y0, x1, y1 = REGION
     mask = np.zeros(shape, bool)
-    mask[y0:y1 + 1, x0:x1 + 1] = True
+    mask[y0 : y1 + 1, x0 : x1 + 1] = True
     return mask
 
 
@@ -172,16 +198,42 @@ def test_report_is_phi_free_data(run):
 
 def test_cli_deid_exit_code_and_refusals(run, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["deid", str(run["base"] / "export"), str(tmp_path / "o"),
-                               "--secret-file", str(run["secret"]), "--json"])
+    res = runner.invoke(
+        main,
+        [
+            "deid",
+            str(run["base"] / "export"),
+            str(tmp_path / "o"),
+            "--secret-file",
+            str(run["secret"]),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["counts"]["quarantined"] == len(run["corpus"].malformed)
-    res = runner.invoke(main, ["deid", str(run["base"] / "export"), str(tmp_path / "o2"),
-                               "--secret-file", str(tmp_path / "missing.key")])
+    res = runner.invoke(
+        main,
+        [
+            "deid",
+            str(run["base"] / "export"),
+            str(tmp_path / "o2"),
+            "--secret-file",
+            str(tmp_path / "missing.key"),
+        ],
+    )
     assert res.exit_code != 0 and "busgen-site init" in res.output
-    res = runner.invoke(main, ["deid", str(run["base"] / "export"), str(tmp_path / "o3"),
-                               "--secret-file", str(run["secret"]),
-                               "--private-log", str(tmp_path / "o3" / "log.jsonl")])
+    res = runner.invoke(
+        main,
+        [
+            "deid",
+            str(run["base"] / "export"),
+            str(tmp_path / "o3"),
+            "--secret-file",
+            str(run["secret"]),
+            "--private-log",
+            str(tmp_path / "o3" / "log.jsonl"),
+        ],
+    )
     assert res.exit_code != 0 and "private log" in res.output
 
 
@@ -206,10 +258,23 @@ def test_phantom_pacs_export_is_cleaned(tmp_path):
     phi = set()
     for path in export.files:
         ds = pydicom.dcmread(path)
-        for kw in ("PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate",
-                   "PatientAddress", "AccessionNumber", "InstitutionName", "StationName",
-                   "ReferringPhysicianName", "OperatorsName", "DeviceSerialNumber",
-                   "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "StudyDate"):
+        for kw in (
+            "PatientName",
+            "PatientID",
+            "OtherPatientIDs",
+            "PatientBirthDate",
+            "PatientAddress",
+            "AccessionNumber",
+            "InstitutionName",
+            "StationName",
+            "ReferringPhysicianName",
+            "OperatorsName",
+            "DeviceSerialNumber",
+            "StudyInstanceUID",
+            "SeriesInstanceUID",
+            "SOPInstanceUID",
+            "StudyDate",
+        ):
             value = str(ds.get(kw, "") or "")
             if len(value) >= 4:
                 phi.add(value.lower())
@@ -219,4 +284,4 @@ def test_phantom_pacs_export_is_cleaned(tmp_path):
         ds = pydicom.dcmread(path)
         region = ds.SequenceOfUltrasoundRegions[0]
         frames = _frames(ds)
-        assert np.all(frames[:, :int(region.RegionLocationMinY0)] == 0)   # the banner is gone
+        assert np.all(frames[:, : int(region.RegionLocationMinY0)] == 0)  # the banner is gone

@@ -31,11 +31,17 @@ def _name(cn):
 
 def make_ca(path, not_before=NOW - DAY, not_after=NOW + 400 * DAY, cn="test CA"):
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert
 
@@ -43,16 +49,26 @@ def make_ca(path, not_before=NOW - DAY, not_after=NOW + 400 * DAY, cn="test CA")
 def make_server_cert(tmp, ca, not_before=NOW - DAY, not_after=NOW + 400 * DAY, host="localhost"):
     ca_key, ca_cert = ca
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(host)).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(host))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     cert_path, key_path = tmp / f"server-{id(cert)}.pem", tmp / f"server-{id(cert)}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -80,8 +96,10 @@ class TlsServer:
                     tls.settimeout(2)
                     tls.recv(4096)
                     date = email.utils.formatdate(time.time() + self.offset, usegmt=True)
-                    tls.sendall(f"HTTP/1.1 {self.status} X\r\nDate: {date}\r\n"
-                                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+                    tls.sendall(
+                        f"HTTP/1.1 {self.status} X\r\nDate: {date}\r\n"
+                        "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+                    )
             except (OSError, ssl.SSLError):
                 conn.close()
 
@@ -164,8 +182,9 @@ def serve(tmp_path, ca, request, **kw):
 def test_healthy_superlink(site, ca, tmp_path, request):
     server = serve(tmp_path, ca, request)
     checks = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))
-    assert [checks[n].status for n in ("dns", "tcp", "tls", "superlink-cert", "http", "clock")] \
-        == ["ok"] * 6
+    assert [checks[n].status for n in ("dns", "tcp", "tls", "superlink-cert", "http", "clock")] == [
+        "ok"
+    ] * 6
     assert "HTTP 200" in checks["http"].detail
     assert "test CA" in checks["tls"].detail
 
@@ -179,8 +198,17 @@ def test_missing_ca_is_reported(site, tmp_path, request):
     assert "ca.pem" in checks["ca"].fix
     assert checks["tcp"].status == "ok" and checks["tls"].status == "skip"
 
-    result = CliRunner().invoke(site_cli, ["doctor", "--workdir", str(site.root), "--superlink",
-                                           f"localhost:{server.port}", "--json"])
+    result = CliRunner().invoke(
+        site_cli,
+        [
+            "doctor",
+            "--workdir",
+            str(site.root),
+            "--superlink",
+            f"localhost:{server.port}",
+            "--json",
+        ],
+    )
     assert result.exit_code == 1
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert rows["ca"]["status"] == "fail" and rows["gpu"]["status"] in ("ok", "warn")
@@ -205,7 +233,10 @@ def test_certificate_expiring_within_30_days_warns(site, ca, tmp_path, request):
     server = serve(tmp_path, ca, request, not_after=NOW + 10 * DAY)
     checks = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))
     assert checks["tls"].status == "ok"
-    assert checks["superlink-cert"].status == "warn" and "expires in" in checks["superlink-cert"].detail
+    assert (
+        checks["superlink-cert"].status == "warn"
+        and "expires in" in checks["superlink-cert"].detail
+    )
 
 
 def test_certificate_of_another_ca_is_refused(site, ca, tmp_path, request):
@@ -276,7 +307,9 @@ def test_registration_verdict_from_supernode_log(site):
     assert check_registration(site).status == "warn"
     log = site.root / "logs" / "supernode.log"
     log.parent.mkdir()
-    log.write_text("INFO : Starting Flower SuperNode\nERROR : [code: 2004] Failed to activate SuperNode.\n")
+    log.write_text(
+        "INFO : Starting Flower SuperNode\nERROR : [code: 2004] Failed to activate SuperNode.\n"
+    )
     assert check_registration(site).status == "fail"
     log.write_text(log.read_text() + "INFO : Starting Flower SuperNode\nINFO : SuperNode ID: 42\n")
     check = check_registration(site)

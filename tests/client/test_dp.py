@@ -5,16 +5,27 @@ import torch
 from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
-from client.train import (DPSettings, PatientDataset, collate_patients,
-                          patch_opacus_conv_contiguous, regroup_grad_samples, train_on_tensors)
+from client.train import (
+    DPSettings,
+    PatientDataset,
+    collate_patients,
+    patch_opacus_conv_contiguous,
+    regroup_grad_samples,
+    train_on_tensors,
+)
 from common.config import LoraConfig, ModelConfig
 from common.errors import ConfigError
 from common.model import build_unet, diffusion_loss, training_scheduler
 from common.model.lora import TARGETS, adapter_state, inject_lora, load_adapter, lora_parameters
 
 torch.set_num_threads(2)
-MODEL = ModelConfig(image_size=32, block_out_channels=(16, 32), attention_levels=(False, True),
-                    attention_head_dim=8, norm_num_groups=8)
+MODEL = ModelConfig(
+    image_size=32,
+    block_out_channels=(16, 32),
+    attention_levels=(False, True),
+    attention_head_dim=8,
+    norm_num_groups=8,
+)
 
 
 def tiny_unet(targets: str, seed: int = 0) -> torch.nn.Module:
@@ -33,8 +44,12 @@ def dataset(images_per_patient: list[int], seed: int = 0) -> PatientDataset:
     n = sum(images_per_patient)
     ids = [k for k, m in enumerate(images_per_patient) for _ in range(m)]
     masks = (torch.rand(n, 32, 32, generator=g) > 0.7).float()
-    return PatientDataset.from_tensors(torch.rand(n, 32, 32, generator=g) * 2 - 1, masks,
-                                       torch.randint(0, 16, (n,), generator=g), ids)
+    return PatientDataset.from_tensors(
+        torch.rand(n, 32, 32, generator=g) * 2 - 1,
+        masks,
+        torch.randint(0, 16, (n,), generator=g),
+        ids,
+    )
 
 
 @pytest.mark.parametrize("targets", sorted(TARGETS))
@@ -43,20 +58,35 @@ def test_per_patient_grad_samples_match_naive_per_example_loop(targets):
     patch_opacus_conv_contiguous()
     unet, scheduler, k = tiny_unet(targets), training_scheduler(MODEL), 2
     data = dataset([1, 2, 1])
-    images, masks, labels, group = (t.repeat_interleave(k, 0)
-                                    for t in collate_patients(data.patients, 6))
+    images, masks, labels, group = (
+        t.repeat_interleave(k, 0) for t in collate_patients(data.patients, 6)
+    )
     params = lora_parameters(unet)
 
     gsm = GradSampleModule(unet, batch_first=True, loss_reduction="sum")
-    losses = diffusion_loss(gsm, images, masks, labels, scheduler,
-                            generator=torch.Generator().manual_seed(1), reduction="none")
+    losses = diffusion_loss(
+        gsm,
+        images,
+        masks,
+        labels,
+        scheduler,
+        generator=torch.Generator().manual_seed(1),
+        reduction="none",
+    )
     losses.sum().backward()
     regroup_grad_samples(params, group, len(data))
     hooked = [p.grad_sample.clone() for p in params]
     gsm.cleanup()
 
-    losses = diffusion_loss(unet, images, masks, labels, scheduler,
-                            generator=torch.Generator().manual_seed(1), reduction="none")
+    losses = diffusion_loss(
+        unet,
+        images,
+        masks,
+        labels,
+        scheduler,
+        generator=torch.Generator().manual_seed(1),
+        reduction="none",
+    )
     naive = [torch.zeros_like(h) for h in hooked]
     for row in range(len(losses)):
         grads = torch.autograd.grad(losses[row], params, retain_graph=True)
@@ -75,11 +105,23 @@ def clipped_update_norm(data: PatientDataset, max_grad_norm: float, regroup: boo
     params = lora_parameters(unet)
     before = [p.detach().clone() for p in params]
     gsm = GradSampleModule(unet, batch_first=True, loss_reduction="sum")
-    opt = DPOptimizer(torch.optim.SGD(params, lr=1.0), noise_multiplier=0.0,
-                      max_grad_norm=max_grad_norm, expected_batch_size=1, loss_reduction="mean")
+    opt = DPOptimizer(
+        torch.optim.SGD(params, lr=1.0),
+        noise_multiplier=0.0,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=1,
+        loss_reduction="mean",
+    )
     images, masks, labels, group = collate_patients(data.patients, 6)
-    losses = diffusion_loss(gsm, images, masks, labels, training_scheduler(MODEL),
-                            generator=torch.Generator().manual_seed(3), reduction="none")
+    losses = diffusion_loss(
+        gsm,
+        images,
+        masks,
+        labels,
+        training_scheduler(MODEL),
+        generator=torch.Generator().manual_seed(3),
+        reduction="none",
+    )
     losses.sum().backward()
     if regroup:
         regroup_grad_samples(params, group, len(data))
@@ -105,8 +147,12 @@ def test_base_weights_never_get_gradients_and_only_adapters_change():
     # The backward graph of a loss reaches only adapter weights: autograd has no node that
     # could ever compute a base weight's gradient.
     data = dataset([1, 2, 1])
-    loss = diffusion_loss(unet, *collate_patients(data.patients, 6)[:3], training_scheduler(MODEL),
-                          generator=torch.Generator().manual_seed(0))
+    loss = diffusion_loss(
+        unet,
+        *collate_patients(data.patients, 6)[:3],
+        training_scheduler(MODEL),
+        generator=torch.Generator().manual_seed(0),
+    )
     leaves, stack, visited = set(), [loss.grad_fn], set()
     while stack:
         node = stack.pop()
@@ -117,9 +163,14 @@ def test_base_weights_never_get_gradients_and_only_adapters_change():
             leaves.add(id(node.variable))
         stack.extend(nxt for nxt, _ in node.next_functions)
     assert leaves == {id(p) for p in lora_parameters(unet)}
-    stats = train_on_tensors(unet, data, training_scheduler(MODEL),
-                             DPSettings(steps=2, sample_rate=0.9, noise_multiplier=1.0),
-                             sample_seed=0, noise_seed=0)
+    stats = train_on_tensors(
+        unet,
+        data,
+        training_scheduler(MODEL),
+        DPSettings(steps=2, sample_rate=0.9, noise_multiplier=1.0),
+        sample_seed=0,
+        noise_seed=0,
+    )
     assert stats.steps == 2
     for n, p in unet.named_parameters():
         if n in base:
@@ -131,9 +182,14 @@ def test_base_weights_never_get_gradients_and_only_adapters_change():
 def test_empty_poisson_sample_takes_a_noise_only_step():
     unet = tiny_unet("attention")
     before = [p.detach().clone() for p in lora_parameters(unet)]
-    stats = train_on_tensors(unet, dataset([1, 2]), training_scheduler(MODEL),
-                             DPSettings(steps=2, sample_rate=1e-9, noise_multiplier=1.0),
-                             sample_seed=0, noise_seed=0)
+    stats = train_on_tensors(
+        unet,
+        dataset([1, 2]),
+        training_scheduler(MODEL),
+        DPSettings(steps=2, sample_rate=1e-9, noise_multiplier=1.0),
+        sample_seed=0,
+        noise_seed=0,
+    )
     assert stats.empty_steps == 2 and stats.patients_sampled == [0, 0]
     assert any(not torch.equal(p, b) for p, b in zip(lora_parameters(unet), before))
 
@@ -149,7 +205,9 @@ def test_adapter_state_round_trip_and_mismatch():
     x, t = torch.randn(2, 2, 32, 32), torch.tensor([10, 500])
     labels = torch.tensor([1, 2])
     with torch.no_grad():
-        assert torch.allclose(a(x, t, class_labels=labels).sample, b(x, t, class_labels=labels).sample)
+        assert torch.allclose(
+            a(x, t, class_labels=labels).sample, b(x, t, class_labels=labels).sample
+        )
     with pytest.raises(ConfigError, match="lora"):
         load_adapter(tiny_unet("attention+conv"), state)
 
@@ -161,10 +219,17 @@ def test_micro_batched_rows_give_the_same_update(noise_multiplier):
     states = []
     for rows in (1000, 3, 1):
         unet = tiny_unet("attention+conv")
-        settings = DPSettings(steps=2, sample_rate=0.99, noise_multiplier=noise_multiplier,
-                              max_grad_norm=0.05, noise_multiplicity=2, microbatch_rows=rows)
-        stats = train_on_tensors(unet, data, training_scheduler(MODEL), settings,
-                                 sample_seed=7, noise_seed=8)
+        settings = DPSettings(
+            steps=2,
+            sample_rate=0.99,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=0.05,
+            noise_multiplicity=2,
+            microbatch_rows=rows,
+        )
+        stats = train_on_tensors(
+            unet, data, training_scheduler(MODEL), settings, sample_seed=7, noise_seed=8
+        )
         assert stats.empty_steps == 0
         states.append(torch.cat([p.detach().flatten() for p in lora_parameters(unet)]))
     start = torch.cat([p.detach().flatten() for p in lora_parameters(tiny_unet("attention+conv"))])

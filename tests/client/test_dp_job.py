@@ -18,13 +18,20 @@ from common.privacy import epsilon
 from common.store import ImageRecord, Store
 
 torch.set_num_threads(2)
-TINY = ["model.image_size=32", "model.block_out_channels=[16,32]",
-        "model.attention_levels=[false,true]", "model.attention_head_dim=8",
-        "model.norm_num_groups=8", "dp.expected_batch_patients=3", "dp.max_images_per_patient=2"]
+TINY = [
+    "model.image_size=32",
+    "model.block_out_channels=[16,32]",
+    "model.attention_levels=[false,true]",
+    "model.attention_head_dim=8",
+    "model.norm_num_groups=8",
+    "dp.expected_batch_patients=3",
+    "dp.max_images_per_patient=2",
+]
 
 
-def make_site(root: Path, patients: int = 14, policy: dict | None = None,
-              overrides: tuple[str, ...] = ()):
+def make_site(
+    root: Path, patients: int = 14, policy: dict | None = None, overrides: tuple[str, ...] = ()
+):
     """A site work dir with a store of random images, a policy, and a tiny base model."""
     site = SiteDir(root / "site")
     site.root.mkdir(parents=True)
@@ -34,10 +41,18 @@ def make_site(root: Path, patients: int = 14, policy: dict | None = None,
     rng = np.random.default_rng(0)
     for p in range(patients):
         for j in range(1 + p % 3):
-            store.add(ImageRecord(image_id=f"p{p:02d}-{j}", patient=f"patient-{p:02d}",
-                                  pathology=("benign", "malignant", "normal")[p % 3],
-                                  device="device-a", width=40, height=40, boxes=((5, 5, 20, 24),)),
-                      rng.integers(0, 255, (40, 40), dtype=np.uint8))
+            store.add(
+                ImageRecord(
+                    image_id=f"p{p:02d}-{j}",
+                    patient=f"patient-{p:02d}",
+                    pathology=("benign", "malignant", "normal")[p % 3],
+                    device="device-a",
+                    width=40,
+                    height=40,
+                    boxes=((5, 5, 20, 24),),
+                ),
+                rng.integers(0, 255, (40, 40), dtype=np.uint8),
+            )
     cfg = load_config("cpu-demo", [*TINY, *overrides])
     base = root / "base"
     torch.manual_seed(0)
@@ -46,8 +61,9 @@ def make_site(root: Path, patients: int = 14, policy: dict | None = None,
 
 
 def test_two_rounds_record_blocks_and_reach_target_epsilon(tmp_path):
-    site, cfg, base = make_site(tmp_path, overrides=("dp.local_steps=2", "federation.rounds=2",
-                                                     "dp.target_epsilon=6.0"))
+    site, cfg, base = make_site(
+        tmp_path, overrides=("dp.local_steps=2", "federation.rounds=2", "dp.target_epsilon=6.0")
+    )
     first = train_adapters(site, cfg, base, None, round=1, job_id="job-1")
     second = train_adapters(site, cfg, base, first.adapter_state, round=2, job_id="job-1")
     ledger = PrivacyLedger(site.ledger)
@@ -63,8 +79,10 @@ def test_two_rounds_record_blocks_and_reach_target_epsilon(tmp_path):
     assert second.num_examples % 10 == 0 and "loss" not in second.metrics
     assert all("lora_" in k for k in second.adapter_state)
     assert second.adapter_path.exists() and second.adapter_path.parent == site.adapters
-    assert not torch.equal(torch.cat([v.flatten() for v in first.adapter_state.values()]),
-                           torch.cat([v.flatten() for v in second.adapter_state.values()]))
+    assert not torch.equal(
+        torch.cat([v.flatten() for v in first.adapter_state.values()]),
+        torch.cat([v.flatten() for v in second.adapter_state.values()]),
+    )
 
 
 def test_budget_exceeding_job_is_refused_before_training(tmp_path):
@@ -74,8 +92,19 @@ def test_budget_exceeding_job_is_refused_before_training(tmp_path):
     from client.cli import main
 
     site, cfg, base = make_site(tmp_path, policy={"max_epsilon_total": 3.0})
-    args = ["train", "--workdir", str(site.root), "--base", str(base), "--epsilon", "2.5",
-            "--steps", "2", "--json", *[a for o in TINY for a in ("--set", o)]]
+    args = [
+        "train",
+        "--workdir",
+        str(site.root),
+        "--base",
+        str(base),
+        "--epsilon",
+        "2.5",
+        "--steps",
+        "2",
+        "--json",
+        *[a for o in TINY for a in ("--set", o)],
+    ]
     runner = CliRunner()
     first = runner.invoke(main, [*args, "--job-id", "job-1"])
     assert first.exit_code == 0, first.output

@@ -13,8 +13,8 @@ from client.cli import main
 from client.importers import import_dataset
 from client.workdir import SiteDir
 from common.errors import DataError
-from simulation.phantom import render_case
 from common.store import Store
+from simulation.phantom import render_case
 
 SIZE = 64
 
@@ -49,13 +49,16 @@ def test_busi_merges_masks_and_skips_unmasked(tmp_path):
     site = SiteDir(tmp_path / "site")
     summary = import_dataset("busi", tmp_path, site)
     assert summary["imported"] == {"benign": 1, "malignant": 1, "normal": 1}
-    assert summary["skipped"] == [{"item": "malignant/malignant (2).png",
-                                   "reason": "no readable mask of the image's size"}]
+    assert summary["skipped"] == [
+        {"item": "malignant/malignant (2).png", "reason": "no readable mask of the image's size"}
+    ]
     recs = _store(site)
-    assert set(recs["benign/benign (1).png"].boxes) == set(truth["benign/benign (1).png"]) | {(2, 2, 10, 8)}
+    assert set(recs["benign/benign (1).png"].boxes) == set(truth["benign/benign (1).png"]) | {
+        (2, 2, 10, 8)
+    }
     assert recs["malignant/malignant (1).png"].boxes == tuple(truth["malignant/malignant (1).png"])
     assert recs["normal/normal (1).png"].boxes == ()
-    assert len({r.patient for r in recs.values()}) == 3   # one image per patient
+    assert len({r.patient for r in recs.values()}) == 3  # one image per patient
     again = import_dataset("busi", tmp_path, site)
     assert again["imported"] == {} and again["already_in_store"] == 3
 
@@ -64,8 +67,12 @@ def test_bus_bra_groups_patients_by_case(tmp_path):
     root = tmp_path / "BUSBRA"
     rows = ["ID,Case,Histology,Pathology,BIRADS,Device,Width,Height,Side,BBOX"]
     for k, (ident, case, pathology, birads) in enumerate(
-            [("bus_0001-l", 1, "benign", "3"), ("bus_0001-r", 1, "benign", "4"),
-             ("bus_0002-l", 2, "malignant", "5")]):
+        [
+            ("bus_0001-l", 1, "benign", "3"),
+            ("bus_0001-r", 1, "benign", "4"),
+            ("bus_0002-l", 2, "malignant", "5"),
+        ]
+    ):
         img, mask, _ = _case(10 + k, pathology)
         _write(root / "Images" / f"{ident}.png", img)
         _write(root / "Masks" / f"mask_{ident[4:]}.png", mask)
@@ -89,8 +96,16 @@ def test_breast_reads_spreadsheet_and_joined_masks(tmp_path):
     wb = Workbook()
     ws = wb.active
     ws.title = "BrEaST-Lesions-USG clinical dat"
-    ws.append(["CaseID", "Image_filename", "Mask_tumor_filename", "Mask_other_filename",
-               "BIRADS", "Classification"])
+    ws.append(
+        [
+            "CaseID",
+            "Image_filename",
+            "Mask_tumor_filename",
+            "Mask_other_filename",
+            "BIRADS",
+            "Classification",
+        ]
+    )
     for k, pathology in enumerate(["benign", "malignant", "normal"]):
         img, mask, _ = _case(20 + k, pathology)
         name = f"case{k + 1:03d}.png"
@@ -98,7 +113,7 @@ def test_breast_reads_spreadsheet_and_joined_masks(tmp_path):
         masks = []
         if pathology != "normal":
             half = mask.copy()
-            half[:, SIZE // 2:] = 0
+            half[:, SIZE // 2 :] = 0
             _write(root / f"case{k + 1:03d}_tumor.png", mask)
             _write(root / f"case{k + 1:03d}_tumor2.png", half)
             masks = [f"case{k + 1:03d}_tumor.png", f"case{k + 1:03d}_tumor2.png"]
@@ -118,23 +133,27 @@ def test_bus_uclm_colour_masks_and_cli_json(tmp_path):
     root = tmp_path / "BUS-UCLM"
     lines = ["Image;Label;Resolution;Doppler;Marks;Combined"]
     for k, (name, pathology, colour) in enumerate(
-            [("ALWI_000.png", "Benign", 1), ("ALWI_001.png", "", 2), ("BOPE_000.png", "Normal", None)]):
+        [("ALWI_000.png", "Benign", 1), ("ALWI_001.png", "", 2), ("BOPE_000.png", "Normal", None)]
+    ):
         img, mask, _ = _case(30 + k, "normal" if colour is None else "benign")
         _write(root / "images" / name, img)
         rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
         if colour is not None:
-            rgb[..., colour] = mask            # BGR: 1 = green (benign), 2 = red (malignant)
+            rgb[..., colour] = mask  # BGR: 1 = green (benign), 2 = red (malignant)
         _write(root / "masks" / name, rgb)
         lines.append(f"{name};{pathology};0.1;0;0;0")
     (root / "INFO.csv").write_text("\n".join(lines) + "\n")
-    res = CliRunner().invoke(main, ["import", "bus-uclm", str(tmp_path), "--workdir",
-                                    str(tmp_path / "site"), "--json"])
+    res = CliRunner().invoke(
+        main, ["import", "bus-uclm", str(tmp_path), "--workdir", str(tmp_path / "site"), "--json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["imported"] == {"benign": 1, "malignant": 1, "normal": 1}
     recs = _store(SiteDir(tmp_path / "site"))
-    assert recs["ALWI_001.png"].pathology == "malignant"      # label empty: from the red mask
-    assert recs["ALWI_000.png"].patient == recs["ALWI_001.png"].patient != recs["BOPE_000.png"].patient
+    assert recs["ALWI_001.png"].pathology == "malignant"  # label empty: from the red mask
+    assert (
+        recs["ALWI_000.png"].patient == recs["ALWI_001.png"].patient != recs["BOPE_000.png"].patient
+    )
 
 
 def test_wrong_layout_is_a_clear_error(tmp_path):

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from client.cli import main
-from simulation.deid_corpus import build_corpus
 from client.ingest import ingest
 from client.workdir import SiteDir
 from common.errors import DeidError
-from simulation.phantom.dicom import read_labels, write_pacs_export
 from common.store import Store
+from simulation.deid_corpus import build_corpus
+from simulation.phantom.dicom import read_labels, write_pacs_export
 
 
 def _site(path) -> SiteDir:
@@ -44,8 +44,14 @@ def test_ingest_joins_labels_and_keeps_no_identifiers(export, tmp_path):
     secrets = set()
     for path in result.files:
         ds = pydicom.dcmread(path)
-        secrets |= {str(ds.PatientName), str(ds.PatientID), str(ds.AccessionNumber),
-                    str(ds.SOPInstanceUID), str(ds.StudyInstanceUID), str(ds.InstitutionName)}
+        secrets |= {
+            str(ds.PatientName),
+            str(ds.PatientID),
+            str(ds.AccessionNumber),
+            str(ds.SOPInstanceUID),
+            str(ds.StudyInstanceUID),
+            str(ds.InstitutionName),
+        }
     blob = b"".join(p.read_bytes() for p in site.store.rglob("*") if p.is_file())
     assert not [s for s in secrets if s and s.encode() in blob]
     # Patients keep their grouping under pseudonyms; labels and boxes are joined correctly.
@@ -67,14 +73,25 @@ def test_ingest_joins_labels_and_keeps_no_identifiers(export, tmp_path):
         if frame.ndim == 3:
             frame = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         crop = frame[y0:y1, x0:x1].astype(np.float64)
-        want_boxes = {(r["box_x0"] - x0, r["box_y0"] - y0, r["box_x1"] - x0, r["box_y1"] - y0)
-                      for r in labels if r["box_x0"] is not None}
-        match = [r for r in recs if r.width == crop.shape[1] and r.height == crop.shape[0]
-                 and set(r.boxes) == want_boxes and r.pathology == labels[0]["pathology"]
-                 and r.birads == labels[0]["birads"]]
+        want_boxes = {
+            (r["box_x0"] - x0, r["box_y0"] - y0, r["box_x1"] - x0, r["box_y1"] - y0)
+            for r in labels
+            if r["box_x0"] is not None
+        }
+        match = [
+            r
+            for r in recs
+            if r.width == crop.shape[1]
+            and r.height == crop.shape[0]
+            and set(r.boxes) == want_boxes
+            and r.pathology == labels[0]["pathology"]
+            and r.birads == labels[0]["birads"]
+        ]
         assert match, path
-        corr = max(np.corrcoef(crop.ravel(), store.load_image(r).astype(np.float64).ravel())[0, 1]
-                   for r in match)
+        corr = max(
+            np.corrcoef(crop.ravel(), store.load_image(r).astype(np.float64).ravel())[0, 1]
+            for r in match
+        )
         assert corr > 0.99
         pairs += 1
     assert pairs == len(result.files)
@@ -110,7 +127,17 @@ def test_ingest_needs_site_secret_and_cli(export, tmp_path):
     with pytest.raises(DeidError, match="busgen-site init"):
         ingest(root / "export", result.labels, SiteDir(tmp_path / "nosecret"))
     site = _site(tmp_path / "site")
-    res = CliRunner().invoke(main, ["ingest", str(root / "export"), "--labels", str(result.labels),
-                                    "--workdir", str(site.root), "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            str(root / "export"),
+            "--labels",
+            str(result.labels),
+            "--workdir",
+            str(site.root),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["store"]["total"] == len(result.files)

@@ -7,14 +7,29 @@ from client.ledger import JobPlan, PrivacyLedger
 from common.errors import PolicyError, VerificationError
 from common.privacy import SitePolicy, epsilon
 
-POLICY = SitePolicy(max_epsilon_per_job=20, max_epsilon_total=30, max_delta=1e-2,
-                    min_patients=10, min_noise_multiplier=0.5, max_rounds=10)
+POLICY = SitePolicy(
+    max_epsilon_per_job=20,
+    max_epsilon_total=30,
+    max_delta=1e-2,
+    min_patients=10,
+    min_noise_multiplier=0.5,
+    max_rounds=10,
+)
 
 
 def plan(job_id, sigma, q, rounds, steps, delta=1e-4, accountant="prv"):
-    return JobPlan(job_id=job_id, noise_multiplier=sigma, sample_rate=q, delta=delta,
-                   accountant=accountant, rounds=rounds, steps_per_round=steps, max_grad_norm=1.0,
-                   target_epsilon=8.0, patients_coarse=50)
+    return JobPlan(
+        job_id=job_id,
+        noise_multiplier=sigma,
+        sample_rate=q,
+        delta=delta,
+        accountant=accountant,
+        rounds=rounds,
+        steps_per_round=steps,
+        max_grad_norm=1.0,
+        target_epsilon=8.0,
+        patients_coarse=50,
+    )
 
 
 def rdp_plan(*args):
@@ -23,10 +38,14 @@ def rdp_plan(*args):
 
 def independent_epsilon(history, delta, kind):
     """Google's dp_accounting, composing the same Poisson-subsampled Gaussian blocks."""
-    event = dp_event.ComposedDpEvent([
-        dp_event.SelfComposedDpEvent(
-            dp_event.PoissonSampledDpEvent(q, dp_event.GaussianDpEvent(sigma)), steps)
-        for sigma, q, steps in history])
+    event = dp_event.ComposedDpEvent(
+        [
+            dp_event.SelfComposedDpEvent(
+                dp_event.PoissonSampledDpEvent(q, dp_event.GaussianDpEvent(sigma)), steps
+            )
+            for sigma, q, steps in history
+        ]
+    )
     acc = rdp.RdpAccountant() if kind == "rdp" else pld.PLDAccountant()
     acc.compose(event)
     return acc.get_epsilon(delta)
@@ -64,9 +83,13 @@ def test_over_budget_job_is_refused_and_ledger_unchanged(tmp_path):
         ledger.admit_block(rdp_plan("b", 1.0, 0.2, 2, 40), 1, 40, tight, patients=50)
     # a job whose whole plan exceeds the per-job cap is refused at its first round
     with pytest.raises(PolicyError, match="this job's plan"):
-        ledger.admit_block(rdp_plan("c", 1.0, 0.2, 10, 5), 1, 5,
-                           SitePolicy(max_epsilon_per_job=5, max_epsilon_total=100, min_patients=10),
-                           patients=50)
+        ledger.admit_block(
+            rdp_plan("c", 1.0, 0.2, 10, 5),
+            1,
+            5,
+            SitePolicy(max_epsilon_per_job=5, max_epsilon_total=100, min_patients=10),
+            patients=50,
+        )
     with pytest.raises(PolicyError, match="min_patients"):
         ledger.admit_block(rdp_plan("d", 1.0, 0.2, 1, 1), 1, 1, POLICY, patients=5)
     with pytest.raises(PolicyError, match="round 4"):

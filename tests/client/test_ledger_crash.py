@@ -25,10 +25,14 @@ train_adapters(SiteDir(site), load_config("cpu-demo", overrides), base, None, 1,
 
 def test_kill_mid_job_leaves_ledger_covering_every_step(tmp_path):
     overrides = [*TINY, "dp.local_steps=500", "federation.rounds=1", "dp.accountant=rdp"]
-    site, _, base = make_site(tmp_path, overrides=tuple(overrides[len(TINY):]))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(site.root), str(base),
-                             json.dumps(overrides)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    site, _, base = make_site(tmp_path, overrides=tuple(overrides[len(TINY) :]))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(site.root), str(base), json.dumps(overrides)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     ledger = PrivacyLedger(site.ledger)
     deadline = time.time() + 120
     try:

@@ -17,8 +17,8 @@ def _site(tmp_path):
     torch.set_num_threads(1)  # the test machine is shared: one thread is faster under load
     from safetensors.torch import save_file
 
-    from common.model.lora import adapter_state, inject_lora
     from common.model import build_unet, save_base
+    from common.model.lora import adapter_state, inject_lora
     from common.release.signing import generate_signing_key
 
     site = SiteDir(tmp_path / "site")
@@ -30,8 +30,10 @@ def _site(tmp_path):
     unet = build_unet(TINY)
     base = tmp_path / "base"
     save_base(base, unet, TINY, {})
-    cfg = load_config("cpu-demo", ["sampling.steps=5", "sampling.batch_size=16",
-                                   "lora.targets=attention", "lora.rank=4"])
+    cfg = load_config(
+        "cpu-demo",
+        ["sampling.steps=5", "sampling.batch_size=16", "lora.targets=attention", "lora.rank=4"],
+    )
     inject_lora(unet, cfg.lora)
     site.adapters.mkdir()
     adapter = site.adapters / "job-round001.safetensors"
@@ -47,9 +49,17 @@ def test_release_writes_a_verifiable_bundle(tmp_path):
     from common.release.signing import add_trusted_key
 
     site, cfg, base, adapter = _site(tmp_path)
-    statement = {"epsilon": 8.0, "delta": 1e-4, "accountant": "prv", "unit": "patient",
-                 "noise_multiplier": 0.9, "sample_rate": 0.2, "max_grad_norm": 1.0,
-                 "steps": 30, "rounds": 3}
+    statement = {
+        "epsilon": 8.0,
+        "delta": 1e-4,
+        "accountant": "prv",
+        "unit": "patient",
+        "noise_multiplier": 0.9,
+        "sample_rate": 0.2,
+        "max_grad_norm": 1.0,
+        "steps": 30,
+        "rounds": 3,
+    }
     summary = make_release(site, cfg, base, adapter, 12, site.release, statement=statement)
     assert summary["n_generated"] == 12 and 1 <= summary["n_released"] <= 12
     # The site log records what left, by the hash of the signed manifest.
@@ -67,8 +77,13 @@ def test_release_writes_a_verifiable_bundle(tmp_path):
     assert audit["mia"]["patient_level"]["n_members"] > 0
     card = (site.release / "README.md").read_text()
     assert "NOT for diagnosis" in card and "(8.00, 1.0e-04)-DP per patient" in card
-    rows = [json.loads(l) for l in (site.release / "train" / "metadata.jsonl").read_text().splitlines()]
-    assert {r["device"] for r in rows} <= {"device-a", "device-b"} and len(rows) == summary["n_released"]
+    rows = [
+        json.loads(line)
+        for line in (site.release / "train" / "metadata.jsonl").read_text().splitlines()
+    ]
+    assert {r["device"] for r in rows} <= {"device-a", "device-b"} and len(rows) == summary[
+        "n_released"
+    ]
     # The review with real images stays under private/, outside the bundle.
     private = list((site.private / "audit").glob("memorization-review-*.html"))
     assert private and "SITE-PRIVATE" in private[0].read_text()
@@ -85,12 +100,26 @@ def test_release_command(tmp_path):
 
     site, cfg, base, adapter = _site(tmp_path)
     out = tmp_path / "bundle"
-    args = ["release", "--workdir", str(site.root), "--n", "8", "--out", str(out),
-            "--base", str(base), "--set", "sampling.steps=5", "--set", "lora.targets=attention",
-            "--set", "lora.rank=4"]
+    args = [
+        "release",
+        "--workdir",
+        str(site.root),
+        "--n",
+        "8",
+        "--out",
+        str(out),
+        "--base",
+        str(base),
+        "--set",
+        "sampling.steps=5",
+        "--set",
+        "lora.targets=attention",
+        "--set",
+        "lora.rank=4",
+    ]
     result = CliRunner().invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     assert summary["site_id"] == "hospital-t" and summary["bundle"] == str(out)
     assert (out / "manifest.sig").exists()
     [entry] = site_log.events(site, "release")

@@ -18,10 +18,19 @@ def site(tmp_path):
 
 def test_events_carry_site_actor_and_required_fields(site):
     site_log.record_ingest(site, source="pacs-2026-01", accepted=40, quarantined=2)
-    st = PrivacyStatement.from_dict({"epsilon": 1.5, "delta": 1e-5, "accountant": "prv",
-                                     "noise_multiplier": 1.1, "sample_rate": 0.1,
-                                     "max_grad_norm": 1.0, "steps": 10, "rounds": 1,
-                                     "unit": "patient"})
+    st = PrivacyStatement.from_dict(
+        {
+            "epsilon": 1.5,
+            "delta": 1e-5,
+            "accountant": "prv",
+            "noise_multiplier": 1.1,
+            "sample_rate": 0.1,
+            "max_grad_norm": 1.0,
+            "steps": 10,
+            "rounds": 1,
+            "unit": "patient",
+        }
+    )
     site_log.record_training(site, "job-1", 1, st)
     site_log.record_release(site, site.release, "ab" * 32)
     entries = ChainLog(site.log).verify()

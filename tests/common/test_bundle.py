@@ -6,10 +6,16 @@ import os
 import numpy as np
 import pytest
 
-from common.release.bundle import verify_bundle, write_bundle
 from common.chainlog import canonical_json
 from common.errors import DataError, VerificationError
-from common.release.signing import add_trusted_key, generate_signing_key, key_id, revoke_key, sign_manifest
+from common.release.bundle import verify_bundle, write_bundle
+from common.release.signing import (
+    add_trusted_key,
+    generate_signing_key,
+    key_id,
+    revoke_key,
+    sign_manifest,
+)
 
 PATHOLOGIES = ("benign", "malignant", "normal")
 DEVICES = ("vendor-a", "vendor-b")
@@ -29,15 +35,18 @@ def make_images(n: int, size: int = 32, seed: int = 0) -> tuple[list[np.ndarray]
             image[((xx - cx) / r) ** 2 + ((yy - cy) / (r * 0.7)) ** 2 < 1] *= 0.2
             box = [int(cx - r), int(cy - r), int(cx + r), int(cy + r)]
         images.append(np.clip(image, 0, 255).astype(np.uint8))
-        rows.append({"pathology": pathology, "birads": 2 + i % 4, "device": DEVICES[i % 2], "box": box})
+        rows.append(
+            {"pathology": pathology, "birads": 2 + i % 4, "device": DEVICES[i % 2], "box": box}
+        )
     return images, rows
 
 
 def make_signing(tmp_path, site_id="site-a", trust=True):
     """A real site signing key and (optionally) a trust file that registers it."""
     keys = tmp_path / f"keys-{site_id}"
-    key = generate_signing_key(keys / "signing_key.pem", keys / "signing_key.pub",
-                               keys / "signing_key.pass")
+    key = generate_signing_key(
+        keys / "signing_key.pem", keys / "signing_key.pub", keys / "signing_key.pass"
+    )
     trust_path = tmp_path / "trust.json"
     if trust:
         add_trusted_key(trust_path, site_id, keys / "signing_key.pub")
@@ -47,10 +56,22 @@ def make_signing(tmp_path, site_id="site-a", trust=True):
 def make_bundle(out, key, n=6, site_id="site-a", seed=0, **extra):
     images, rows = make_images(n, seed=seed)
     audit = {"summary": {"epsilon": 8.0, "delta": 1e-5, "flagged_removed": 1, "mia_auc": 0.51}}
-    return write_bundle(out, images, rows, "# Synthetic BUS set\n\nNot for diagnosis.\n", audit,
-                        "<html><body>audit</body></html>",
-                        {"site_id": site_id, "dataset_id": f"{site_id}-bus", "generator_sha256": "0" * 64,
-                         "adapter_sha256": "1" * 64, **extra}, key)
+    return write_bundle(
+        out,
+        images,
+        rows,
+        "# Synthetic BUS set\n\nNot for diagnosis.\n",
+        audit,
+        "<html><body>audit</body></html>",
+        {
+            "site_id": site_id,
+            "dataset_id": f"{site_id}-bus",
+            "generator_sha256": "0" * 64,
+            "adapter_sha256": "1" * 64,
+            **extra,
+        },
+        key,
+    )
 
 
 @pytest.fixture
@@ -63,10 +84,21 @@ def test_bundle_layout_and_verifies(signed):
     bundle, trust, _ = signed
     manifest = verify_bundle(bundle, trust)
     names = {f["path"] for f in manifest["files"]}
-    assert {"README.md", "audit.json", "audit.html", "train/metadata.jsonl", "train/00000.png"} <= names
+    assert {
+        "README.md",
+        "audit.json",
+        "audit.html",
+        "train/metadata.jsonl",
+        "train/00000.png",
+    } <= names
     assert manifest["num_images"] == 6 and manifest["site_id"] == "site-a"
     rows = [json.loads(line) for line in (bundle / "train/metadata.jsonl").read_text().splitlines()]
-    assert rows[0]["file_name"] == "00000.png" and set(rows[0]) >= {"pathology", "birads", "device", "box"}
+    assert rows[0]["file_name"] == "00000.png" and set(rows[0]) >= {
+        "pathology",
+        "birads",
+        "device",
+        "box",
+    }
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
 
 
@@ -90,7 +122,9 @@ def test_added_file(signed):
 def test_deleted_file(signed):
     bundle, trust, _ = signed
     (bundle / "audit.html").unlink()
-    with pytest.raises(VerificationError, match=r"audit.html is listed in the manifest but missing"):
+    with pytest.raises(
+        VerificationError, match=r"audit.html is listed in the manifest but missing"
+    ):
         verify_bundle(bundle, trust)
 
 
@@ -123,7 +157,9 @@ def test_unknown_and_revoked_keys(tmp_path):
     add_trusted_key(trust, "rogue", rogue.public_key())
     verify_bundle(bundle, trust)
     impostor = make_bundle(tmp_path / "impostor", rogue, site_id="site-a")
-    with pytest.raises(VerificationError, match=r"claims site 'site-a' but key .* belongs to site 'rogue'"):
+    with pytest.raises(
+        VerificationError, match=r"claims site 'site-a' but key .* belongs to site 'rogue'"
+    ):
         verify_bundle(impostor, trust)
     revoke_key(trust, key_id(rogue))
     with pytest.raises(VerificationError, match=r"marks revoked"):
@@ -150,11 +186,27 @@ def test_writer_refuses_bad_input_and_existing_dir(tmp_path, signed):
     with pytest.raises(DataError, match="2 images but 1 metadata rows"):
         write_bundle(tmp_path / "x", images, rows[:1], "", {}, "", {"site_id": "site-a"}, key)
     with pytest.raises(DataError, match="missing field"):
-        write_bundle(tmp_path / "x", images, [{"pathology": "benign"}] * 2, "", {}, "",
-                     {"site_id": "site-a"}, key)
+        write_bundle(
+            tmp_path / "x",
+            images,
+            [{"pathology": "benign"}] * 2,
+            "",
+            {},
+            "",
+            {"site_id": "site-a"},
+            key,
+        )
     with pytest.raises(DataError, match="expected a uint8"):
-        write_bundle(tmp_path / "x", [i.astype(np.float32) for i in images], rows, "", {}, "",
-                     {"site_id": "site-a"}, key)
+        write_bundle(
+            tmp_path / "x",
+            [i.astype(np.float32) for i in images],
+            rows,
+            "",
+            {},
+            "",
+            {"site_id": "site-a"},
+            key,
+        )
     assert not (tmp_path / "x").exists()
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     # replace=True swaps in a new bundle atomically
@@ -186,8 +238,12 @@ def test_loads_as_huggingface_imagefolder(signed, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(bundle.parent / "hf-home"))
     datasets = pytest.importorskip("datasets")
-    ds = datasets.load_dataset("imagefolder", data_dir=str(bundle), split="train",
-                               cache_dir=str(bundle.parent / "hf-cache"))
+    ds = datasets.load_dataset(
+        "imagefolder",
+        data_dir=str(bundle),
+        split="train",
+        cache_dir=str(bundle.parent / "hf-cache"),
+    )
     assert len(ds) == 6
     assert {"image", "pathology", "birads", "device", "box"} <= set(ds.column_names)
     first = sorted(ds, key=lambda r: r["image"].filename)[0]

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from common.evidence.classifier import augment_batch, build_classifier, predict_scores, train_classifier
 from common.errors import DataError
+from common.evidence.classifier import (
+    augment_batch,
+    build_classifier,
+    predict_scores,
+    train_classifier,
+)
 
 
 def _lesions(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +47,10 @@ def test_learns_a_separable_task(data):
 
 def test_same_seed_same_scores(data):
     (x, y), (xt, _) = data
-    runs = [predict_scores(train_classifier(x[:48], y[:48], epochs=2, seed=s, image_size=32), xt)
-            for s in (3, 3, 4)]
+    runs = [
+        predict_scores(train_classifier(x[:48], y[:48], epochs=2, seed=s, image_size=32), xt)
+        for s in (3, 3, 4)
+    ]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
 

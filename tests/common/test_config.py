@@ -14,8 +14,9 @@ def test_profiles_load():
 
 
 def test_override_sets_nested_value_with_yaml_types():
-    cfg = load_config("cpu-demo", ["model.image_size=32", "dp.enabled=false",
-                                   "model.block_out_channels=[16, 32]"])
+    cfg = load_config(
+        "cpu-demo", ["model.image_size=32", "dp.enabled=false", "model.block_out_channels=[16, 32]"]
+    )
     assert cfg.model.image_size == 32
     assert cfg.dp.enabled is False
     assert cfg.model.block_out_channels == (16, 32)

@@ -16,15 +16,29 @@ from PIL import Image
 from common.config import load_config
 from common.errors import DataError
 from common.evidence import run_evidence
-from common.evidence.data import (check_patient_disjoint, load_store_side, load_synthetic,
-                                  release_epsilon, stratified_subset)
+from common.evidence.data import (
+    check_patient_disjoint,
+    load_store_side,
+    load_synthetic,
+    release_epsilon,
+    stratified_subset,
+)
 from simulation.phantom.sites import simulate_store
 
-SITES = [("hospital-a", "device-a", 14, 11), ("hospital-b", "device-b", 14, 12),
-         ("hospital-c", "device-c", 14, 13)]
-OVERRIDES = ["data.holdout_fraction=0.35", "evidence.image_size=32", "evidence.classifier_epochs=2",
-             "evidence.min_steps=8", "evidence.bootstrap=40", "evidence.scaling_sizes=[20,40]",
-             "evidence.seeds=2"]
+SITES = [
+    ("hospital-a", "device-a", 14, 11),
+    ("hospital-b", "device-b", 14, 12),
+    ("hospital-c", "device-c", 14, 13),
+]
+OVERRIDES = [
+    "data.holdout_fraction=0.35",
+    "evidence.image_size=32",
+    "evidence.classifier_epochs=2",
+    "evidence.min_steps=8",
+    "evidence.bootstrap=40",
+    "evidence.scaling_sizes=[20,40]",
+    "evidence.seeds=2",
+]
 
 
 def export_as_synthetic_folder(store_dir: Path, out: Path) -> Path:
@@ -37,8 +51,15 @@ def export_as_synthetic_folder(store_dir: Path, out: Path) -> Path:
     for i, rec in enumerate(store.records()):
         name = f"{i:05d}.png"
         Image.fromarray(store.load_image(rec)).save(out / name)
-        rows.append({"file_name": name, "pathology": rec.pathology, "device": rec.device,
-                     "birads": rec.birads, "box": list(rec.boxes[0]) if rec.boxes else None})
+        rows.append(
+            {
+                "file_name": name,
+                "pathology": rec.pathology,
+                "device": rec.device,
+                "birads": rec.birads,
+                "box": list(rec.boxes[0]) if rec.boxes else None,
+            }
+        )
     (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
@@ -46,8 +67,10 @@ def export_as_synthetic_folder(store_dir: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
     root = tmp_path_factory.mktemp("consortium")
-    stores = [simulate_store(root / site, site, dev, n, 0.45, 0.1, seed, image_size=48).root
-              for site, dev, n, seed in SITES]
+    stores = [
+        simulate_store(root / site, site, dev, n, 0.45, 0.1, seed, image_size=48).root
+        for site, dev, n, seed in SITES
+    ]
     folders = {}
     for label, seed in (("eps8", 101), ("eps1", 102)):
         src = root / f"src-{label}"
@@ -115,29 +138,53 @@ def test_run_evidence_writes_report_and_is_reproducible(consortium, tmp_path):
     assert saved["auc_tstr"]["epsilon"] == 8.0 and saved["primary_release"] == "synthetic-eps8"
     assert saved["auc_tstr"]["n_images"] == saved["auc_trtr"]["n_images"]
     assert saved["auc_real_plus_synth"]["n_images"] == (
-        saved["data"]["real_train"]["images"] + saved["data"]["synthetic"]["synthetic-eps8"]["images"])
+        saved["data"]["real_train"]["images"]
+        + saved["data"]["synthetic"]["synthetic-eps8"]["images"]
+    )
     assert [p["epsilon"] for p in saved["privacy_utility"]] == [8.0, 1.0]
     assert saved["cross_device"]["held_out_device"] == "device-c"
     assert "device-c" not in saved["cross_device"]["train_devices"]
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4
-    assert {p.name for p in out.glob("*.png")} == {"roc.png", "scaling.png", "cross_device.png",
-                                                    "privacy_utility.png"}
+    assert {p.name for p in out.glob("*.png")} == {
+        "roc.png",
+        "scaling.png",
+        "cross_device.png",
+        "privacy_utility.png",
+    }
     assert not list(tmp_path.glob(".ev.*"))  # no partial or old directories left behind
 
     # The command line, same config and seeds, into another directory: identical numbers.
     from server.cli import main
 
-    cli = CliRunner().invoke(main, [
-        "evidence", "--config", "cpu-demo", *sum((["--set", o] for o in OVERRIDES), []),
-        *sum((["--real", str(s)] for s in stores), []),
-        *sum((["--test-store", str(s)] for s in stores), []),
-        "--synthetic", f"{folders['eps8']}@8", "--synthetic", f"{folders['eps1']}@1",
-        "--out", str(tmp_path / "ev2"), "--json"])
+    cli = CliRunner().invoke(
+        main,
+        [
+            "evidence",
+            "--config",
+            "cpu-demo",
+            *sum((["--set", o] for o in OVERRIDES), []),
+            *sum((["--real", str(s)] for s in stores), []),
+            *sum((["--test-store", str(s)] for s in stores), []),
+            "--synthetic",
+            f"{folders['eps8']}@8",
+            "--synthetic",
+            f"{folders['eps1']}@1",
+            "--out",
+            str(tmp_path / "ev2"),
+            "--json",
+        ],
+    )
     assert cli.exit_code == 0, cli.output
     again = json.loads((tmp_path / "ev2" / "results.json").read_text())
-    for key in ("auc_trtr", "auc_tstr", "auc_real_plus_synth", "scaling", "cross_device",
-                "privacy_utility"):
+    for key in (
+        "auc_trtr",
+        "auc_tstr",
+        "auc_real_plus_synth",
+        "scaling",
+        "cross_device",
+        "privacy_utility",
+    ):
         assert again[key] == results[key] == saved[key]
 
 
@@ -145,13 +192,16 @@ def test_missing_class_is_a_clear_error(consortium, tmp_path):
     _, stores, folders = consortium
     only_benign = tmp_path / "benign"
     only_benign.mkdir()
-    rows = [json.loads(line) for line in (folders["eps8"] / "metadata.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (folders["eps8"] / "metadata.jsonl").read_text().splitlines()
+    ]
     rows = [r for r in rows if r["pathology"] == "benign"]
     for r in rows:
         (only_benign / r["file_name"]).write_bytes((folders["eps8"] / r["file_name"]).read_bytes())
     (only_benign / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = load_config("cpu-demo", OVERRIDES)
     with pytest.raises(DataError, match="both benign"):
-        run_evidence(tmp_path / "ev", stores, stores, {"b": (only_benign, 8.0)}, cfg,
-                     show_progress=False)
+        run_evidence(
+            tmp_path / "ev", stores, stores, {"b": (only_benign, 8.0)}, cfg, show_progress=False
+        )
     assert not (tmp_path / "ev").exists()

@@ -11,17 +11,37 @@ import torch
 
 from common.config import load_config
 from common.errors import ConfigError, VerificationError
-from common.model import (NULL_LABEL, build_unet, class_labels, decode_label, diffusion_loss,
-                          drop_conditions, generate, load_base, pretrain, save_base,
-                          training_scheduler)
+from common.model import (
+    NULL_LABEL,
+    build_unet,
+    class_labels,
+    decode_label,
+    diffusion_loss,
+    drop_conditions,
+    generate,
+    load_base,
+    pretrain,
+    save_base,
+    training_scheduler,
+)
 from common.store import ImageRecord, Store
 
 torch.set_num_threads(2)
 
-TINY = ["model.image_size=32", "model.block_out_channels=[16,32]", "model.attention_levels=[false,true]",
-        "model.norm_num_groups=8", "model.attention_head_dim=8", "model.devices=[device-a,device-b]",
-        "pretrain.steps=6", "pretrain.batch_size=4", "pretrain.checkpoint_every=3",
-        "pretrain.warmup_steps=2", "sampling.steps=6", "sampling.batch_size=4"]
+TINY = [
+    "model.image_size=32",
+    "model.block_out_channels=[16,32]",
+    "model.attention_levels=[false,true]",
+    "model.norm_num_groups=8",
+    "model.attention_head_dim=8",
+    "model.devices=[device-a,device-b]",
+    "pretrain.steps=6",
+    "pretrain.batch_size=4",
+    "pretrain.checkpoint_every=3",
+    "pretrain.warmup_steps=2",
+    "sampling.steps=6",
+    "sampling.batch_size=4",
+]
 
 
 def tiny_cfg(*extra: str):
@@ -42,12 +62,23 @@ def synthetic_store(root: Path, n_patients: int = 12, size: int = 32, seed: int 
             if pathology != "normal":
                 w, h = (int(v) for v in rng.integers(size // 5, size // 3, 2))
                 x0, y0 = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
-                inside = ((xx - x0 - w / 2) / (w / 2)) ** 2 + ((yy - y0 - h / 2) / (h / 2)) ** 2 <= 1
+                inside = ((xx - x0 - w / 2) / (w / 2)) ** 2 + (
+                    (yy - y0 - h / 2) / (h / 2)
+                ) ** 2 <= 1
                 img[inside] = 30
                 boxes = ((x0, y0, x0 + w, y0 + h),)
-            store.add(ImageRecord(image_id=f"img{p:03d}-{j}", patient=f"pt{p:03d}", pathology=pathology,
-                                  device=device, width=size, height=size, boxes=boxes),
-                      np.clip(img, 0, 255).astype(np.uint8))
+            store.add(
+                ImageRecord(
+                    image_id=f"img{p:03d}-{j}",
+                    patient=f"pt{p:03d}",
+                    pathology=pathology,
+                    device=device,
+                    width=size,
+                    height=size,
+                    boxes=boxes,
+                ),
+                np.clip(img, 0, 255).astype(np.uint8),
+            )
     return store
 
 
@@ -84,12 +115,21 @@ def test_profiles_build_with_expected_sizes():
 
 def test_class_labels_round_trip_and_null():
     m = tiny_cfg().model
-    labels = class_labels(["normal", "benign", "malignant", None], ["device-a", "device-b", None, None], m)
+    labels = class_labels(
+        ["normal", "benign", "malignant", None], ["device-a", "device-b", None, None], m
+    )
     assert labels.tolist()[-1] == NULL_LABEL
     assert len(set(labels.tolist())) == 4
-    assert [decode_label(v, m) for v in labels] == [("normal", "device-a"), ("benign", "device-b"),
-                                                   ("malignant", None), (None, None)]
-    assert class_labels("benign", "device-a", m, n=3).tolist() == [class_labels("benign", "device-a", m).item()] * 3
+    assert [decode_label(v, m) for v in labels] == [
+        ("normal", "device-a"),
+        ("benign", "device-b"),
+        ("malignant", None),
+        (None, None),
+    ]
+    assert (
+        class_labels("benign", "device-a", m, n=3).tolist()
+        == [class_labels("benign", "device-a", m).item()] * 3
+    )
     with pytest.raises(ConfigError, match="unknown device"):
         class_labels(["benign"], ["scanner-x"], m)
     with pytest.raises(ConfigError, match="unknown pathology"):
@@ -119,8 +159,15 @@ def test_loss_per_sample_and_seeded():
 def test_v_prediction_loss_runs():
     cfg = tiny_cfg("model.prediction_type=v_prediction")
     unet, sched = build_unet(cfg.model), training_scheduler(cfg.model)
-    loss = diffusion_loss(unet, torch.zeros(2, 1, 32, 32), torch.zeros(2, 1, 32, 32),
-                          torch.tensor([1, 2]), sched, torch.Generator().manual_seed(0), reduction="none")
+    loss = diffusion_loss(
+        unet,
+        torch.zeros(2, 1, 32, 32),
+        torch.zeros(2, 1, 32, 32),
+        torch.tensor([1, 2]),
+        sched,
+        torch.Generator().manual_seed(0),
+        reduction="none",
+    )
     assert loss.shape == (2,) and torch.isfinite(loss).all()
 
 
@@ -142,8 +189,15 @@ def test_generate_shapes_determinism_and_batch_independence(base):
     assert np.array_equal(a.images, b.images) and a.boxes == b.boxes
     c = generate(unet, meta["model_config"], cfg.sampling, 5, "malignant", "device-b", seed=4)
     assert not np.array_equal(a.images, c.images)
-    one_by_one = generate(unet, meta["model_config"], load_config("cpu-demo", [*TINY, "sampling.batch_size=1"]).sampling,
-                          5, "malignant", "device-b", seed=3)
+    one_by_one = generate(
+        unet,
+        meta["model_config"],
+        load_config("cpu-demo", [*TINY, "sampling.batch_size=1"]).sampling,
+        5,
+        "malignant",
+        "device-b",
+        seed=3,
+    )
     assert np.abs(one_by_one.images.astype(int) - a.images.astype(int)).max() <= 1
     normal = generate(unet, meta["model_config"], cfg.sampling, 2, "normal", None, seed=0)
     assert normal.boxes == [[], []]
@@ -153,14 +207,39 @@ def test_guidance_changes_output_and_batched_cfg_matches_two_passes(base):
     out, _, cfg = base
     unet, meta = load_base(out)
     boxes = [[(4, 4, 16, 16)]] * 3
-    g1 = generate(unet, meta["model_config"], load_config("cpu-demo", [*TINY, "sampling.guidance_scale=1.0"]).sampling,
-                  3, "benign", "device-a", boxes=boxes, seed=0)
-    g4 = generate(unet, meta["model_config"], load_config("cpu-demo", [*TINY, "sampling.guidance_scale=4.0"]).sampling,
-                  3, "benign", "device-a", boxes=boxes, seed=0)
+    g1 = generate(
+        unet,
+        meta["model_config"],
+        load_config("cpu-demo", [*TINY, "sampling.guidance_scale=1.0"]).sampling,
+        3,
+        "benign",
+        "device-a",
+        boxes=boxes,
+        seed=0,
+    )
+    g4 = generate(
+        unet,
+        meta["model_config"],
+        load_config("cpu-demo", [*TINY, "sampling.guidance_scale=4.0"]).sampling,
+        3,
+        "benign",
+        "device-a",
+        boxes=boxes,
+        seed=0,
+    )
     assert np.abs(g1.images.astype(int) - g4.images.astype(int)).mean() > 1.0
     cfg4 = load_config("cpu-demo", [*TINY, "sampling.guidance_scale=4.0"]).sampling
-    two = generate(unet, meta["model_config"], cfg4, 3, "benign", "device-a", boxes=boxes, seed=0,
-                   batched_cfg=False)
+    two = generate(
+        unet,
+        meta["model_config"],
+        cfg4,
+        3,
+        "benign",
+        "device-a",
+        boxes=boxes,
+        seed=0,
+        batched_cfg=False,
+    )
     assert np.abs(two.images.astype(int) - g4.images.astype(int)).max() <= 1
 
 
@@ -168,7 +247,9 @@ def test_save_load_round_trip_identical_outputs(base, tmp_path):
     out, result, cfg = base
     unet, meta = load_base(out, expected_hash=result.content_hash)
     assert meta["content_hash"] == result.content_hash
-    digest = save_base(tmp_path / "copy", unet, meta["model_config"], {"box_prior": meta["box_prior"]})
+    digest = save_base(
+        tmp_path / "copy", unet, meta["model_config"], {"box_prior": meta["box_prior"]}
+    )
     again, _ = load_base(tmp_path / "copy", expected_hash=digest)
     kw = dict(n=3, pathology="benign", device="device-a", seed=7)
     a = generate(unet, meta["model_config"], cfg.sampling, **kw)
@@ -223,7 +304,9 @@ def test_base_metadata_has_dp_box_prior(base):
     out, _, _ = base
     _, meta = load_base(out)
     prior = meta["box_prior"]
-    assert prior["mechanism"] == "laplace" and prior["unit"] == "patient" and prior["epsilon"] == 1.0
+    assert (
+        prior["mechanism"] == "laplace" and prior["unit"] == "patient" and prior["epsilon"] == 1.0
+    )
     assert meta["labels"]["device_axis"] == [None, "device-a", "device-b"]
 
 
@@ -240,15 +323,30 @@ def dark_fraction(images: np.ndarray, box) -> tuple[float, float]:
 def test_box_channel_moves_the_lesion(tmp_path):
     """Train briefly on images whose lesion fills its box; the generated lesion follows the box."""
     store = synthetic_store(tmp_path / "store", n_patients=60)
-    cfg = tiny_cfg("pretrain.steps=100", "pretrain.batch_size=8", "pretrain.lr=0.003",
-                   "pretrain.warmup_steps=20", "pretrain.checkpoint_every=1000", "pretrain.ema_decay=0.99",
-                   "sampling.steps=10", "sampling.batch_size=8")
+    cfg = tiny_cfg(
+        "pretrain.steps=100",
+        "pretrain.batch_size=8",
+        "pretrain.lr=0.003",
+        "pretrain.warmup_steps=20",
+        "pretrain.checkpoint_every=1000",
+        "pretrain.ema_decay=0.99",
+        "sampling.steps=10",
+        "sampling.batch_size=8",
+    )
     pretrain(store, cfg, tmp_path / "base", progress=False)
     unet, meta = load_base(tmp_path / "base")
     left, right = (2, 8, 14, 20), (18, 8, 30, 20)
     for box, other in ((left, right), (right, left)):
-        images = generate(unet, meta["model_config"], cfg.sampling, 8, "benign", "device-a",
-                          boxes=[[box]] * 8, seed=0).images
+        images = generate(
+            unet,
+            meta["model_config"],
+            cfg.sampling,
+            8,
+            "benign",
+            "device-a",
+            boxes=[[box]] * 8,
+            seed=0,
+        ).images
         inside, outside = dark_fraction(images, box)
         in_other, _ = dark_fraction(images, other)
         assert inside > 0.5 and inside > 3 * outside, (box, inside, outside)

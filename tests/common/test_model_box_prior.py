@@ -22,8 +22,17 @@ def records(n_patients=40, boxes_per_image=1, seed=0):
         for _ in range(boxes_per_image):
             x0, y0 = (int(v) for v in rng.integers(50, 300, 2))
             boxes.append((x0, y0, x0 + int(rng.integers(20, 120)), y0 + int(rng.integers(20, 120))))
-        out.append(ImageRecord(image_id=f"i{p}", patient=f"p{p}", pathology=("benign", "malignant")[p % 2],
-                               device=DEVICES[(p // 2) % 2], width=400, height=400, boxes=tuple(boxes)))
+        out.append(
+            ImageRecord(
+                image_id=f"i{p}",
+                patient=f"p{p}",
+                pathology=("benign", "malignant")[p % 2],
+                device=DEVICES[(p // 2) % 2],
+                width=400,
+                height=400,
+                boxes=tuple(boxes),
+            )
+        )
     return out
 
 
@@ -43,7 +52,9 @@ def test_counts_are_noisy_and_no_training_box_is_stored():
             for form in (list(box), [v / 400 for v in box]):
                 assert json.dumps(form)[1:-1] not in text
     again = BoxPrior.fit(recs, DEVICES, epsilon=1.0, noise_seed=2)
-    assert not np.allclose(prior.centre_counts["benign/device-a"], again.centre_counts["benign/device-a"])
+    assert not np.allclose(
+        prior.centre_counts["benign/device-a"], again.centre_counts["benign/device-a"]
+    )
 
 
 def test_noise_scale_follows_epsilon_and_sensitivity():
@@ -52,8 +63,9 @@ def test_noise_scale_follows_epsilon_and_sensitivity():
     # each patient contributes at most 2 boxes (the contribution bound behind the sensitivity)
     assert exact_total(exact) == pytest.approx(2 * len(recs), abs=1e-3)
     noisy = BoxPrior.fit(recs, DEVICES, epsilon=0.5, boxes_per_patient=2, noise_seed=0)
-    diffs = np.concatenate([np.ravel(noisy.centre_counts[k] - exact.centre_counts[k])
-                            for k in exact.centre_counts])
+    diffs = np.concatenate(
+        [np.ravel(noisy.centre_counts[k] - exact.centre_counts[k]) for k in exact.centre_counts]
+    )
     # Laplace scale b = 2 * 2 / 0.5 = 8, so mean |noise| = 8
     assert 5 < np.mean(np.abs(diffs)) < 11
     meta = noisy.to_json()
@@ -61,8 +73,18 @@ def test_noise_scale_follows_epsilon_and_sensitivity():
 
 
 def test_sampling_follows_the_histogram_and_stays_in_the_image(tmp_path):
-    recs = [ImageRecord(image_id=f"i{p}", patient=f"p{p}", pathology="benign", device="device-a",
-                        width=100, height=100, boxes=((5, 5, 15, 15),)) for p in range(200)]
+    recs = [
+        ImageRecord(
+            image_id=f"i{p}",
+            patient=f"p{p}",
+            pathology="benign",
+            device="device-a",
+            width=100,
+            height=100,
+            boxes=((5, 5, 15, 15),),
+        )
+        for p in range(200)
+    ]
     prior = BoxPrior.fit(recs, DEVICES, epsilon=10.0, noise_seed=0)
     prior.save(tmp_path / "prior.json")
     loaded = BoxPrior.load(tmp_path / "prior.json")

@@ -22,22 +22,42 @@ def read_images(out):
 
 def test_pretrain_then_generate_with_and_without_adapter(tmp_path):
     from client.train import save_adapter
-    from common.model.lora import adapter_state, inject_lora
     from common.model import load_base
+    from common.model.lora import adapter_state, inject_lora
 
     synthetic_store(tmp_path / "store", n_patients=6)
     sets = [a for s in TINY for a in ("--set", s)]
     runner = CliRunner()
-    res = runner.invoke(server_cli, ["pretrain", "--data", str(tmp_path / "store"),
-                                     "--out", str(tmp_path / "base"), "--json", *sets])
+    res = runner.invoke(
+        server_cli,
+        [
+            "pretrain",
+            "--data",
+            str(tmp_path / "store"),
+            "--out",
+            str(tmp_path / "base"),
+            "--json",
+            *sets,
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["finished"] and summary["step"] == 6 and len(summary["content_hash"]) == 64
 
     site = tmp_path / "site"
     (site / "adapters").mkdir(parents=True)
-    gen_args = ["generate", "--workdir", str(site), "--base", str(tmp_path / "base"), "--n", "4",
-                "--seed", "1", *sets]
+    gen_args = [
+        "generate",
+        "--workdir",
+        str(site),
+        "--base",
+        str(tmp_path / "base"),
+        "--n",
+        "4",
+        "--seed",
+        "1",
+        *sets,
+    ]
     res = runner.invoke(site_cli, [*gen_args, "--out", str(tmp_path / "g0"), "--json"])
     assert res.exit_code == 0, res.output
     rows, base_images = read_images(tmp_path / "g0")
@@ -51,17 +71,25 @@ def test_pretrain_then_generate_with_and_without_adapter(tmp_path):
     cfg = load_config("cpu-demo", TINY)
     unet, _ = load_base(tmp_path / "base")
     inject_lora(unet, cfg.lora)
-    state = {k: (torch.randn_like(v) * 0.5 if "lora_B" in k else v) for k, v in adapter_state(unet).items()}
+    state = {
+        k: (torch.randn_like(v) * 0.5 if "lora_B" in k else v)
+        for k, v in adapter_state(unet).items()
+    }
     save_adapter(site / "adapters" / "job-round001.safetensors", state, {"round": "1"})
     res = runner.invoke(site_cli, [*gen_args, "--out", str(tmp_path / "g1"), "--json"])
     assert res.exit_code == 0, res.output
     rows, adapted = read_images(tmp_path / "g1")
-    assert rows[0]["adapter"].endswith("job-round001.safetensors") and len(rows[0]["adapter_sha256"]) == 64
+    assert (
+        rows[0]["adapter"].endswith("job-round001.safetensors")
+        and len(rows[0]["adapter_sha256"]) == 64
+    )
     assert np.abs(adapted.astype(int) - base_images.astype(int)).mean() > 1.0
 
     # the output directory is never overwritten, and a wrong expected hash is refused
     res = runner.invoke(site_cli, [*gen_args, "--out", str(tmp_path / "g1")])
     assert res.exit_code != 0 and "not empty" in res.output
-    res = runner.invoke(site_cli, [*gen_args, "--out", str(tmp_path / "g2"), "--expected-hash", "0" * 64])
+    res = runner.invoke(
+        site_cli, [*gen_args, "--out", str(tmp_path / "g2"), "--expected-hash", "0" * 64]
+    )
     assert res.exit_code == 4 and "expected" in res.output
     assert not (tmp_path / "g2").exists()

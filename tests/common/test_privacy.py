@@ -1,12 +1,20 @@
 """Accounting wrapper, noise calibration, statements and the site policy schema."""
 
-
 import pytest
 
 from common.errors import ConfigError, PolicyError
-from common.privacy import (PrivacyStatement, SitePolicy, calibrate_noise, compact, default_delta,
-                            epsilon, load_policy, public_patient_count, sample_rate,
-                            write_default_policy)
+from common.privacy import (
+    PrivacyStatement,
+    SitePolicy,
+    calibrate_noise,
+    compact,
+    default_delta,
+    epsilon,
+    load_policy,
+    public_patient_count,
+    sample_rate,
+    write_default_policy,
+)
 
 
 def test_calibrated_noise_reaches_target_from_below():
@@ -38,9 +46,17 @@ def test_public_counts_hide_exact_patient_numbers_and_delta_stays_below_one_over
 
 
 def test_statement_round_trip():
-    s = PrivacyStatement(epsilon=3.2, delta=1e-5, accountant="prv", noise_multiplier=1.1,
-                         sample_rate=0.05, max_grad_norm=1.0, steps=100, rounds=2,
-                         history=((1.1, 0.05, 50), (1.1, 0.05, 50)))
+    s = PrivacyStatement(
+        epsilon=3.2,
+        delta=1e-5,
+        accountant="prv",
+        noise_multiplier=1.1,
+        sample_rate=0.05,
+        max_grad_norm=1.0,
+        steps=100,
+        rounds=2,
+        history=((1.1, 0.05, 50), (1.1, 0.05, 50)),
+    )
     assert PrivacyStatement.from_dict(s.to_dict()) == s
     assert s.unit == "patient" and "per patient" in s.summary()
 

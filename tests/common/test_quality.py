@@ -7,9 +7,16 @@ import pytest
 import torch
 from scipy import linalg
 
-from common.quality import (compare_features, density_coverage, efflite0_extractor, frechet_distance,
-                            kernel_inception_distance, precision_recall, quality_report,
-                            random_cnn_extractor)
+from common.quality import (
+    compare_features,
+    density_coverage,
+    efflite0_extractor,
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall,
+    quality_report,
+    random_cnn_extractor,
+)
 
 torch.set_num_threads(2)
 
@@ -33,7 +40,9 @@ def test_distances_grow_with_the_shift():
     real = rng.normal(size=(300, 16))
     same, shifted = rng.normal(size=(300, 16)), rng.normal(size=(300, 16)) + 1.0
     assert frechet_distance(real, same) < 2.0 < 8.0 < frechet_distance(real, shifted)
-    assert abs(kernel_inception_distance(real, same)) < 0.01 < kernel_inception_distance(real, shifted)
+    assert (
+        abs(kernel_inception_distance(real, same)) < 0.01 < kernel_inception_distance(real, shifted)
+    )
 
 
 def test_precision_recall_density_coverage_extremes():
@@ -98,10 +107,14 @@ def test_quality_report_puts_real_data_on_the_scale():
     report = quality_report(real, noise, extractors=[random_cnn_extractor(0)], n_boot=20)
     space = report["RandCNN0"]
     assert space["generated"]["n_fake"] == space["real_vs_real"]["n_fake"] == 40
-    assert space["generated"]["FD_RandCNN0"]["value"] > 5 * space["real_vs_real"]["FD_RandCNN0"]["value"]
+    assert (
+        space["generated"]["FD_RandCNN0"]["value"]
+        > 5 * space["real_vs_real"]["FD_RandCNN0"]["value"]
+    )
     assert space["real_vs_real"]["precision"] > space["generated"]["precision"]
-    good = quality_report(real, blobs(np.random.default_rng(9), 40), extractors=[random_cnn_extractor(0)],
-                          n_boot=20)["RandCNN0"]["generated"]
+    good = quality_report(
+        real, blobs(np.random.default_rng(9), 40), extractors=[random_cnn_extractor(0)], n_boot=20
+    )["RandCNN0"]["generated"]
     assert good["FD_RandCNN0"]["value"] < space["generated"]["FD_RandCNN0"]["value"] / 5
 
 

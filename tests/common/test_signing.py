@@ -7,9 +7,18 @@ import pytest
 
 from common.chainlog import canonical_json
 from common.errors import DataError, VerificationError
-from common.release.signing import (add_trusted_key, generate_signing_key, key_id, load_public_key,
-                            load_signing_key, load_trust, revoke_key, sign_manifest,
-                            trusted_public_key, verify_signature)
+from common.release.signing import (
+    add_trusted_key,
+    generate_signing_key,
+    key_id,
+    load_public_key,
+    load_signing_key,
+    load_trust,
+    revoke_key,
+    sign_manifest,
+    trusted_public_key,
+    verify_signature,
+)
 
 
 def _key(tmp_path, name="site"):

@@ -6,8 +6,16 @@ from common.store import ImageRecord, Store, box_mask
 
 
 def _record(i, patient, pathology="benign"):
-    return ImageRecord(image_id=f"img{i:03d}", patient=patient, pathology=pathology,
-                       device="device-a", width=40, height=20, boxes=((10, 5, 20, 15),), birads=3)
+    return ImageRecord(
+        image_id=f"img{i:03d}",
+        patient=patient,
+        pathology=pathology,
+        device="device-a",
+        width=40,
+        height=20,
+        boxes=((10, 5, 20, 15),),
+        birads=3,
+    )
 
 
 def test_add_reload_and_split_by_patient(tmp_path):

@@ -20,8 +20,10 @@ DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "coordinator" / "compose.yaml"
 NGINX = DEPLOY / "coordinator" / "nginx" / "fleet-proxy.conf"
 SYSTEMD = DEPLOY / "site" / "systemd"
-DOCKERFILES = {name: DEPLOY / "docker" / f"{name}.Dockerfile"
-               for name in ("site-cpu", "site-cuda", "coordinator")}
+DOCKERFILES = {
+    name: DEPLOY / "docker" / f"{name}.Dockerfile"
+    for name in ("site-cpu", "site-cuda", "coordinator")
+}
 
 _VAR = re.compile(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}")
 
@@ -38,6 +40,7 @@ def read_env(path: Path) -> dict[str, str]:
 
 def interpolate(text: str, env: dict[str, str]) -> str:
     """${VAR}, ${VAR:-default} and ${VAR:?error} as Compose and systemd expand them."""
+
     def sub(m: re.Match) -> str:
         name, op, arg = m.group(1), m.group(2), m.group(3)
         if env.get(name):
@@ -45,6 +48,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
         if op == ":-":
             return arg
         raise KeyError(f"{name} is not set ({arg or 'no default'})")
+
     return _VAR.sub(sub, text)
 
 
@@ -71,7 +75,9 @@ def compose_command(service: str, env: dict[str, str] | None = None) -> list[str
 def unit_exec(unit: str, env: dict[str, str] | None = None) -> list[str]:
     """ExecStart of a systemd unit, with ${VARS} from site.env.example (or `env`)."""
     env = env if env is not None else read_env(DEPLOY / "site" / "site.env.example")
-    line = next(l for l in (SYSTEMD / unit).read_text().splitlines() if l.startswith("ExecStart="))
+    line = next(
+        row for row in (SYSTEMD / unit).read_text().splitlines() if row.startswith("ExecStart=")
+    )
     args = shlex.split(interpolate(line.split("=", 1)[1], env))
     args[0] = Path(args[0]).name  # /opt/busgen/venv/bin/busgen-site -> busgen-site
     return args

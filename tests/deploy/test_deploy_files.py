@@ -4,17 +4,30 @@ the security model rely on, and parse every command they run with the real CLI."
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import crossplane
 import pytest
+import tomllib
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tests.deploy.deploy_files import (COMPOSE, DEPLOY, DOCKERFILES, NGINX, ROOT, SYSTEMD,
-                                       compose, compose_command, dockerfile_commands, entrypoint,
-                                       map_paths, parse_with_cli, read_env, unit_exec)
+from tests.deploy.deploy_files import (
+    COMPOSE,
+    DEPLOY,
+    DOCKERFILES,
+    NGINX,
+    ROOT,
+    SYSTEMD,
+    compose,
+    compose_command,
+    dockerfile_commands,
+    entrypoint,
+    map_paths,
+    parse_with_cli,
+    read_env,
+    unit_exec,
+)
 
 PINNED = re.compile(r"^[\w./-]+:\d+(\.\d+)+[\w.-]*(@sha256:[0-9a-f]{64})?$")
 BUSGEN_SERVICES = ["superlink", "catalog", "run", "resume", "init", "admin"]
@@ -30,6 +43,7 @@ def stages(path):
 
 
 # --- Dockerfiles -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_dockerfile_pinned_nonroot_healthcheck(name):
@@ -55,23 +69,28 @@ def test_dockerfile_copies_what_exists_and_context_keeps_it(name):
         if c.cmd == "COPY" and not any(f.startswith("--from") for f in c.flags):
             for src in c.value[:-1]:
                 assert (ROOT / src).exists(), f"{path}: COPY {src}: not in the repository"
-                assert f"!{src}" in ignore or f"!{src}/" in ignore, \
+                assert f"!{src}" in ignore or f"!{src}/" in ignore, (
                     f"{path}.dockerignore excludes {src}"
+                )
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_dockerfile_torch_pin_fits_pyproject(name):
     text = DOCKERFILES[name].read_text()
     pinned = re.search(r'"torch==([\d.]+)"', text).group(1)
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    spec = next(d for d in extras["ml"] if d.startswith("torch"))[len("torch"):]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    spec = next(d for d in extras["ml"] if d.startswith("torch"))[len("torch") :]
     assert Version(pinned) in SpecifierSet(spec)
     cpu_index = "download.pytorch.org/whl/cpu" in text
     assert cpu_index == (name != "site-cuda"), "CPU images use the CPU index, CUDA does not"
 
 
-@pytest.mark.parametrize("name,tool", [("site-cpu", "busgen-site"), ("site-cuda", "busgen-site"),
-                                       ("coordinator", "busgen-server")])
+@pytest.mark.parametrize(
+    "name,tool",
+    [("site-cpu", "busgen-site"), ("site-cuda", "busgen-site"), ("coordinator", "busgen-server")],
+)
 def test_dockerfile_entrypoint_and_healthcheck_are_real_commands(name, tool, tmp_path):
     path = DOCKERFILES[name]
     assert entrypoint(path) == [tool]
@@ -86,6 +105,7 @@ def test_dockerfile_entrypoint_and_healthcheck_are_real_commands(name, tool, tmp
 
 
 # --- Compose -------------------------------------------------------------------------------
+
 
 def test_compose_services_and_volumes():
     spec = compose()
@@ -145,6 +165,7 @@ def test_compose_init_needs_the_public_host():
 
 # --- nginx ---------------------------------------------------------------------------------
 
+
 def _locations():
     """Parse the proxy config as nginx loads it: included from the http block (conf.d)."""
     import tempfile
@@ -156,8 +177,9 @@ def _locations():
     assert parsed["status"] == "ok", parsed["errors"]
     included = next(c for c in parsed["config"] if c["file"] == str(NGINX))
     (server,) = [d for d in included["parsed"] if d["directive"] == "server"]
-    return server, {" ".join(d["args"]): d["block"] for d in server["block"]
-                    if d["directive"] == "location"}
+    return server, {
+        " ".join(d["args"]): d["block"] for d in server["block"] if d["directive"] == "location"
+    }
 
 
 def _flower_api_paths():
@@ -177,7 +199,9 @@ def test_proxy_forwards_only_fleet_api_to_the_loopback_superlink():
     for key, block in locations.items():
         passes = [d["args"][0] for d in block if d["directive"] == "proxy_pass"]
         if key == "/":
-            assert not passes and ["404"] in [d["args"] for d in block if d["directive"] == "return"]
+            assert not passes and ["404"] in [
+                d["args"] for d in block if d["directive"] == "return"
+            ]
         else:
             assert len(passes) == 1 and passes[0].startswith(upstream), key
             verify = {d["directive"]: d["args"] for d in block}
@@ -211,8 +235,10 @@ def test_proxy_certificates_are_the_ones_init_ca_writes(tmp_path):
 
 # --- systemd -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("unit,command", [("busgen-site.service", "join"),
-                                          ("busgen-doctor.service", "doctor")])
+
+@pytest.mark.parametrize(
+    "unit,command", [("busgen-site.service", "join"), ("busgen-doctor.service", "doctor")]
+)
 def test_unit_exec_start_parses_with_the_real_cli(unit, command, tmp_path):
     args = unit_exec(unit)
     assert args[:2] == ["busgen-site", command]
@@ -231,24 +257,36 @@ def test_systemd_analyze_verify(tmp_path):
     (tmp_path / "site.env").write_text((DEPLOY / "site" / "site.env.example").read_text())
     units = []
     for unit in sorted(SYSTEMD.iterdir()):
-        text = (unit.read_text()
-                .replace("/opt/busgen/venv/bin/", f"{bin_dir}/")
-                .replace("/etc/busgen/site.env", str(tmp_path / "site.env"))
-                .replace("User=busgen", f"User={getpass.getuser()}")
-                .replace("Group=busgen", ""))
+        text = (
+            unit.read_text()
+            .replace("/opt/busgen/venv/bin/", f"{bin_dir}/")
+            .replace("/etc/busgen/site.env", str(tmp_path / "site.env"))
+            .replace("User=busgen", f"User={getpass.getuser()}")
+            .replace("Group=busgen", "")
+        )
         (tmp_path / unit.name).write_text(text)
         units.append(str(tmp_path / unit.name))
-    res = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True,
-                         timeout=60)
-    problems = [l for l in res.stderr.splitlines()
-                if "Unknown" in l or "not executable" in l or "Failed" in l]
+    res = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in res.stderr.splitlines()
+        if "Unknown" in line or "not executable" in line or "Failed" in line
+    ]
     assert res.returncode == 0 and not problems, res.stderr
 
 
 def test_site_unit_is_outbound_only_and_hardened():
     text = (SYSTEMD / "busgen-site.service").read_text()
-    for setting in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/busgen",
-                    "KillMode=mixed", "Restart=on-failure", "User=busgen"):
+    for setting in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/busgen",
+        "KillMode=mixed",
+        "Restart=on-failure",
+        "User=busgen",
+    ):
         assert setting in text
     join = unit_exec("busgen-site.service")
     assert "--runtime-port" not in join  # the SuperNode's runtime API stays on 127.0.0.1

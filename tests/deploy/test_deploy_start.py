@@ -52,15 +52,21 @@ def test_compose_and_unit_commands_bring_up_a_working_site(tmp_path):
         run(map_paths(compose_command("init", {"BUSGEN_PUBLIC_HOST": "localhost"}), root), env=env)
         start = map_paths(with_port(compose_command("superlink"), port), root)
         assert start[start.index("--host") + 1] == "127.0.0.1"
-        procs.append(subprocess.Popen(tool(start), env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                tool(start), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
         ca = state / "pki" / "ca.pem"
         tls = ssl.create_default_context(cafile=str(ca))
         deadline = time.monotonic() + 60
         while True:
             assert procs[0].poll() is None, "busgen-server start exited"
             try:
-                if httpx.get(f"https://127.0.0.1:{port}/health", verify=tls, timeout=2).status_code == 200:
+                if (
+                    httpx.get(f"https://127.0.0.1:{port}/health", verify=tls, timeout=2).status_code
+                    == 200
+                ):
                     break
             except httpx.HTTPError:
                 pass
@@ -68,39 +74,67 @@ def test_compose_and_unit_commands_bring_up_a_working_site(tmp_path):
             time.sleep(0.5)
 
         # site: init, trust the CA, approve the installed app (default deny)
-        site_env = {"BUSGEN_SUPERLINK": f"localhost:{port}", "BUSGEN_WORKDIR": "/var/lib/busgen/site"}
+        site_env = {
+            "BUSGEN_SUPERLINK": f"localhost:{port}",
+            "BUSGEN_WORKDIR": "/var/lib/busgen/site",
+        }
         join = map_paths(unit_exec("busgen-site.service", site_env), root, create=False)
         workdir = Path(join[join.index("--workdir") + 1])
         run(["busgen-site", "init", "--site-id", "hospital-a", "--workdir", str(workdir)], env=env)
         shutil.copyfile(ca, workdir / "keys" / "ca.pem")
-        app_hash = run(["busgen-site", "approve", "--workdir", str(workdir), "--show-installed"],
-                       env=env).strip()
+        app_hash = run(
+            ["busgen-site", "approve", "--workdir", str(workdir), "--show-installed"], env=env
+        ).strip()
         run(["busgen-site", "approve", "--workdir", str(workdir), app_hash], env=env)
 
         # coordinator registers the site's public key (compose `admin` service, README command)
         inbox = state / "inbox"
         inbox.mkdir()
         shutil.copyfile(workdir / "keys" / "node_key.pub", inbox / "hospital-a.pub")
-        run(["busgen-server", "register-site", str(inbox / "hospital-a.pub"), "--name", "hospital-a",
-             "--state", str(state)], env=env)
+        run(
+            [
+                "busgen-server",
+                "register-site",
+                str(inbox / "hospital-a.pub"),
+                "--name",
+                "hospital-a",
+                "--state",
+                str(state),
+            ],
+            env=env,
+        )
 
         # site: the systemd unit's ExecStart
-        procs.append(subprocess.Popen(tool(join), env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                tool(join), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
         deadline = time.monotonic() + 90
-        while not [n for n in sl.list_nodes(state / "flwr")
-                   if str(n.get("status", "")).lower() == "online"]:
+        while not [
+            n for n in sl.list_nodes(state / "flwr") if str(n.get("status", "")).lower() == "online"
+        ]:
             assert procs[1].poll() is None, "busgen-site join exited"
             assert time.monotonic() < deadline, "site node not online"
             time.sleep(1)
 
         # the doctor unit passes against the live SuperLink (a GPU is only a warning)
         doctor = map_paths(unit_exec("busgen-doctor.service", site_env), root, create=False)
-        res = subprocess.run(tool(doctor) + ["--json"], capture_output=True, text=True,
-                             timeout=120, env=env)
+        res = subprocess.run(
+            tool(doctor) + ["--json"], capture_output=True, text=True, timeout=120, env=env
+        )
         checks = {c["name"]: c["status"] for c in json.loads(res.stdout)}
         assert res.returncode == 0, res.stdout
-        for name in ("ca", "tcp", "tls", "http", "clock", "node-key", "node-registered", "approval"):
+        for name in (
+            "ca",
+            "tcp",
+            "tls",
+            "http",
+            "clock",
+            "node-key",
+            "node-registered",
+            "approval",
+        ):
             assert checks[name] == "ok", (name, res.stdout)
     finally:
         for p in reversed(procs):  # as systemd / compose stop them: SIGTERM, then wait

@@ -17,20 +17,29 @@ from client.supernode import start_supernode
 from client.workdir import SiteDir
 from common.config import load_config
 from common.errors import FederationError
-from server import superlink as sl
-from server.federation import follow_job, register_site, submit_job, write_run_spec
 from common.keyfiles import generate_node_key
 from common.processes import descendants, stop
+from server import superlink as sl
+from server.federation import follow_job, register_site, submit_job, write_run_spec
 from server.provision import init_ca
 from server.run_state import RunState
 
 pytestmark = pytest.mark.e2e
 
-TINY = ["model.image_size=32", "model.block_out_channels=[16,32]",
-        "model.attention_levels=[false,true]", "model.norm_num_groups=8",
-        "dp.local_steps=1", "dp.expected_batch_patients=4", "dp.target_epsilon=2.0",
-        "federation.rounds=2", "federation.reply_timeout_s=300",
-        "federation.node_wait_s=60", "federation.validate=false", "federation.round_retries=0"]
+TINY = [
+    "model.image_size=32",
+    "model.block_out_channels=[16,32]",
+    "model.attention_levels=[false,true]",
+    "model.norm_num_groups=8",
+    "dp.local_steps=1",
+    "dp.expected_batch_patients=4",
+    "dp.target_epsilon=2.0",
+    "federation.rounds=2",
+    "federation.reply_timeout_s=300",
+    "federation.node_wait_s=60",
+    "federation.validate=false",
+    "federation.round_retries=0",
+]
 SITES = [("hospital-a", "device-a", 1), ("hospital-b", "device-b", 2)]
 
 
@@ -50,8 +59,13 @@ class Consortium:
         self.link = sl.start_superlink(self.link_dir, self.ca, self.port)
 
     def start_node(self, sid):
-        self.nodes[sid] = start_supernode(self.sites[sid].root, f"localhost:{self.port}",
-                                          self.ca.ca_cert, sl.free_port(), self.base)
+        self.nodes[sid] = start_supernode(
+            self.sites[sid].root,
+            f"localhost:{self.port}",
+            self.ca.ca_cert,
+            sl.free_port(),
+            self.base,
+        )
 
     def cfg(self, *extra):
         return load_config("cpu-demo", TINY + list(extra))
@@ -160,13 +174,23 @@ def test_unregistered_node_is_refused(fed):
 def test_node_without_key_or_with_wrong_ca_is_refused(fed, tmp_path):
     other = init_ca(tmp_path / "other-pki")
     generate_node_key(tmp_path / "k", tmp_path / "k.pub")
-    args = [sl.flwr_bin("flower-supernode"), "--superlink", f"localhost:{fed.port}",
-            "--root-certificates", str(other.ca_cert), "--port", str(sl.free_port())]
+    args = [
+        sl.flwr_bin("flower-supernode"),
+        "--superlink",
+        f"localhost:{fed.port}",
+        "--root-certificates",
+        str(other.ca_cert),
+        "--port",
+        str(sl.free_port()),
+    ]
     from common.flower_env import flower_env
 
-    node = sl.spawn("wrong-ca", args + ["--auth-supernode-private-key", str(tmp_path / "k"),
-                                        "--max-retries", "1"],
-                    flower_env(tmp_path / "flwr"), tmp_path / "wrong-ca.log")
+    node = sl.spawn(
+        "wrong-ca",
+        args + ["--auth-supernode-private-key", str(tmp_path / "k"), "--max-retries", "1"],
+        flower_env(tmp_path / "flwr"),
+        tmp_path / "wrong-ca.log",
+    )
     try:
         node.proc.wait(timeout=60)
     finally:
@@ -179,8 +203,11 @@ def test_killed_coordinator_resumes_from_last_round(fed):
     job = fed.root / "job-resume"
     cfg = fed.cfg()
     fed.submit(job, cfg)
-    wait_for(lambda: (job / "run_state.json").exists()
-             and RunState.load(job).completed_rounds >= 1, 300, "round 1 checkpoint")
+    wait_for(
+        lambda: (job / "run_state.json").exists() and RunState.load(job).completed_rounds >= 1,
+        300,
+        "round 1 checkpoint",
+    )
     kill_tree(fed.link)  # SuperLink and its ServerApp die mid-job
     job_id = RunState.load(job).job_id
     fed.start_link()  # same port, same database: registered nodes reconnect
@@ -193,8 +220,9 @@ def test_killed_coordinator_resumes_from_last_round(fed):
 def test_killed_node_quorum(fed):
     job = fed.root / "job-quorum"
     # quorum 1: the round completes with the surviving site and records the failure
-    cfg = fed.cfg("federation.min_train_sites=1", "federation.rounds=1",
-                  "federation.reply_timeout_s=300")
+    cfg = fed.cfg(
+        "federation.min_train_sites=1", "federation.rounds=1", "federation.reply_timeout_s=300"
+    )
     run_id = fed.submit(job, cfg)
     victim = fed.nodes["hospital-b"]
     wait_for(lambda: running_clientapp(victim), 300, "hospital-b training")
@@ -207,9 +235,13 @@ def test_killed_node_quorum(fed):
 
     # quorum 2 with one site dead: the run fails loudly and keeps the last good checkpoint
     before = RunState.load(job).checkpoint
-    cfg = fed.cfg("federation.min_train_sites=2", "federation.rounds=2",
-                  "federation.reply_timeout_s=300", "federation.node_wait_s=10",
-                  "federation.round_retries=0")
+    cfg = fed.cfg(
+        "federation.min_train_sites=2",
+        "federation.rounds=2",
+        "federation.reply_timeout_s=300",
+        "federation.node_wait_s=10",
+        "federation.round_retries=0",
+    )
     with pytest.raises(FederationError, match="quorum is 2|2 needed"):
         fed.follow(job, fed.submit(job, cfg, resume=True))
     state = RunState.load(job)

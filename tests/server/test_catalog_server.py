@@ -40,17 +40,44 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("catalog-e2e")
     key, trust = make_signing(root)
     catalog_dir = root / "catalog"
-    published = CliRunner().invoke(server_cli, ["publish", str(make_bundle(root / "bundle", key, n=8)),
-                                                "--catalog", str(catalog_dir), "--trust", str(trust)])
+    published = CliRunner().invoke(
+        server_cli,
+        [
+            "publish",
+            str(make_bundle(root / "bundle", key, n=8)),
+            "--catalog",
+            str(catalog_dir),
+            "--trust",
+            str(trust),
+        ],
+    )
     assert published.exit_code == 0, published.output
     pki = init_ca(root / "pki")
     port = _free_port()
     log = open(root / "server.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from server.cli import main; main()", "serve", "--catalog",
-         str(catalog_dir), "--cert", str(pki.server_cert), "--key", str(pki.server_key),
-         "--trust", str(trust), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+        [
+            sys.executable,
+            "-c",
+            "from server.cli import main; main()",
+            "serve",
+            "--catalog",
+            str(catalog_dir),
+            "--cert",
+            str(pki.server_cert),
+            "--key",
+            str(pki.server_key),
+            "--trust",
+            str(trust),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     url = f"https://127.0.0.1:{port}"
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
     deadline = time.monotonic() + 30
@@ -65,16 +92,28 @@ def server(tmp_path_factory):
             raise RuntimeError((root / "server.log").read_text())
         time.sleep(0.2)
     tokens = TokenStore(catalog_dir / "tokens.json")
-    yield {"url": url, "ca": pki.ca_cert, "ctx": ctx, "catalog": Catalog(catalog_dir), "trust": trust,
-           "key": key, "root": root, "tokens": tokens, "release": "site-a-bus-v1", "proc": proc}
+    yield {
+        "url": url,
+        "ca": pki.ca_cert,
+        "ctx": ctx,
+        "catalog": Catalog(catalog_dir),
+        "trust": trust,
+        "key": key,
+        "root": root,
+        "tokens": tokens,
+        "release": "site-a-bus-v1",
+        "proc": proc,
+    }
     proc.terminate()
     proc.wait(timeout=10)
     log.close()
 
 
 def _cli(server, *args, token):
-    return CliRunner().invoke(release_cli, [*args, "--catalog", server["url"], "--token", token,
-                                            "--ca", str(server["ca"])])
+    return CliRunner().invoke(
+        release_cli,
+        [*args, "--catalog", server["url"], "--token", token, "--ca", str(server["ca"])],
+    )
 
 
 def _researcher(server, accept=True):
@@ -86,8 +125,11 @@ def _researcher(server, accept=True):
 
 
 def _snapshot(root: Path) -> dict:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_list_fetch_verify_show_load(server, tmp_path):
@@ -104,10 +146,14 @@ def test_list_fetch_verify_show_load(server, tmp_path):
     assert "verified (8 images, site site-a" in fetched.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["got"]  # no partial files left
 
-    verified = CliRunner().invoke(release_cli, ["verify", str(out), "--trust", str(server["trust"])])
+    verified = CliRunner().invoke(
+        release_cli, ["verify", str(out), "--trust", str(server["trust"])]
+    )
     assert verified.exit_code == 0 and "OK" in verified.output
     shown = CliRunner().invoke(release_cli, ["show", str(out)])
-    assert shown.exit_code == 0 and "Synthetic BUS set" in shown.output and "mia_auc" in shown.output
+    assert (
+        shown.exit_code == 0 and "Synthetic BUS set" in shown.output and "mia_auc" in shown.output
+    )
     assert len(load_release(out, server["trust"])) == 8
 
     events = [e for e in server["catalog"].access_log.verify() if e.get("token_id") == token_id]
@@ -124,13 +170,17 @@ def test_download_needs_terms(server, tmp_path):
 def test_bad_and_revoked_tokens_get_401(server):
     token_id, token = _researcher(server)
     assert _cli(server, "list", token=token).exit_code == 0
-    revoked = CliRunner().invoke(server_cli, ["token", "revoke", token_id, "--catalog",
-                                              str(server["catalog"].root)])
+    revoked = CliRunner().invoke(
+        server_cli, ["token", "revoke", token_id, "--catalog", str(server["catalog"].root)]
+    )
     assert revoked.exit_code == 0
     result = _cli(server, "list", token=token)
     assert result.exit_code != 0 and "token refused" in result.output
-    for headers in ({}, {"Authorization": "Bearer bgr_000000000000_nope"},
-                    {"Authorization": f"Basic {token}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer bgr_000000000000_nope"},
+        {"Authorization": f"Basic {token}"},
+    ):
         r = httpx.get(f"{server['url']}/api/v1/releases", headers=headers, verify=server["ctx"])
         assert r.status_code == 401 and "releases" not in r.text
     last = server["catalog"].access_log.verify()[-1]
@@ -142,8 +192,10 @@ def _raw_get(server, path: str, token: str) -> int:
     host, port = server["url"].removeprefix("https://").split(":")
     with socket.create_connection((host, int(port))) as sock:
         with server["ctx"].wrap_socket(sock, server_hostname=host) as tls:
-            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                        "Connection: close\r\n\r\n".encode())
+            tls.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
             response = b""
             while chunk := tls.recv(65536):
                 response += chunk
@@ -156,18 +208,26 @@ def test_unknown_release_and_path_traversal_get_404_and_touch_nothing(server, tm
     before = _snapshot(catalog_root)
     logged = len(server["catalog"].access_log.verify())
     outside_before = sorted(p.name for p in catalog_root.parent.iterdir())
-    attempts = ["/api/v1/releases/nope", "/api/v1/releases/nope/bundle.tar",
-                "/api/v1/releases/../../tokens.json", "/api/v1/releases/..%2F..%2Ftokens.json/bundle.tar",
-                "/api/v1/releases/%2e%2e/bundle.tar", "/api/v1/releases/site-a-bus-v1/../../../trust.json",
-                "/api/v1/releases/site-a-bus-v1%2Fbundle%2Fmanifest.json",
-                "/api/v1/releases/..%5c..%5ctokens.json/bundle.tar", "/tokens.json", "/../trust.json"]
+    attempts = [
+        "/api/v1/releases/nope",
+        "/api/v1/releases/nope/bundle.tar",
+        "/api/v1/releases/../../tokens.json",
+        "/api/v1/releases/..%2F..%2Ftokens.json/bundle.tar",
+        "/api/v1/releases/%2e%2e/bundle.tar",
+        "/api/v1/releases/site-a-bus-v1/../../../trust.json",
+        "/api/v1/releases/site-a-bus-v1%2Fbundle%2Fmanifest.json",
+        "/api/v1/releases/..%5c..%5ctokens.json/bundle.tar",
+        "/tokens.json",
+        "/../trust.json",
+    ]
     assert _raw_get(server, f"/api/v1/releases/{server['release']}", token) == 200  # control
     for path in attempts:
         assert _raw_get(server, path, token) == 404, path
     # the access log holds the control request only; every other file is untouched
     after = _snapshot(catalog_root)
-    assert {k: v for k, v in after.items() if k != "access-log.jsonl"} == \
-        {k: v for k, v in before.items() if k != "access-log.jsonl"}
+    assert {k: v for k, v in after.items() if k != "access-log.jsonl"} == {
+        k: v for k, v in before.items() if k != "access-log.jsonl"
+    }
     log = server["catalog"].access_log.verify()
     assert len(log) == logged + 1 and log[-1]["event"] == "view"
     assert sorted(p.name for p in catalog_root.parent.iterdir()) == outside_before
@@ -191,8 +251,9 @@ def test_tampering_on_the_server_is_detected_at_fetch(server, tmp_path):
     """A catalog that alters an image is caught: by the catalog's archive hash, and (if the
     attacker also rewrote the catalog entry) by the site's signature over the manifest."""
     catalog = server["catalog"]
-    entry = catalog.publish(make_bundle(tmp_path / "b", server["key"], dataset_id="tamper-test"),
-                            server["trust"])
+    entry = catalog.publish(
+        make_bundle(tmp_path / "b", server["key"], dataset_id="tamper-test"), server["trust"]
+    )
     _, token = _researcher(server)
     _flip_png_byte(catalog.archive(entry))
     result = _cli(server, "fetch", entry["release_id"], "--out", str(tmp_path / "x"), token=token)
@@ -214,12 +275,15 @@ def test_revoked_site_key_fails_fetch(server, tmp_path):
     from common.release.signing import key_id, revoke_key
 
     site_b, _ = make_signing(server["root"], site_id="site-b")
-    entry = server["catalog"].publish(make_bundle(tmp_path / "b", site_b, site_id="site-b"),
-                                      server["trust"])
+    entry = server["catalog"].publish(
+        make_bundle(tmp_path / "b", site_b, site_id="site-b"), server["trust"]
+    )
     _, token = _researcher(server)
     revoke_key(server["trust"], key_id(site_b), reason="key leaked")
     result = _cli(server, "fetch", entry["release_id"], "--out", str(tmp_path / "x"), token=token)
-    assert result.exit_code == 4 and "of site 'site-b'" in result.output and "revoked" in result.output
+    assert (
+        result.exit_code == 4 and "of site 'site-b'" in result.output and "revoked" in result.output
+    )
     assert not (tmp_path / "x").exists()
 
 
@@ -229,16 +293,21 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     out = tmp_path / "resumed"
     half = entry["archive"]["size"] // 2
     # What an interrupted transfer leaves behind: the first half of the archive in the .part file.
-    r = httpx.get(f"{server['url']}/api/v1/releases/{server['release']}/bundle.tar",
-                  headers={"Authorization": f"Bearer {token}", "Range": f"bytes=0-{half - 1}"},
-                  verify=server["ctx"])
+    r = httpx.get(
+        f"{server['url']}/api/v1/releases/{server['release']}/bundle.tar",
+        headers={"Authorization": f"Bearer {token}", "Range": f"bytes=0-{half - 1}"},
+        verify=server["ctx"],
+    )
     assert r.status_code == 206 and len(r.content) == half
     partial_path(out, server["release"]).write_bytes(r.content)
 
     result = _cli(server, "fetch", server["release"], "--out", str(out), token=token)
     assert result.exit_code == 0, result.output
-    downloads = [e for e in server["catalog"].access_log.verify()
-                 if e["event"] == "download" and e["token_id"] == token_id]
+    downloads = [
+        e
+        for e in server["catalog"].access_log.verify()
+        if e["event"] == "download" and e["token_id"] == token_id
+    ]
     assert [d["range"] for d in downloads] == [f"bytes=0-{half - 1}", f"bytes={half}-"]
     assert not partial_path(out, server["release"]).exists()
     assert (out / "manifest.json").is_file()
@@ -251,7 +320,9 @@ def test_concurrent_downloads(server):
     url = f"{server['url']}/api/v1/releases/{server['release']}/bundle.tar"
 
     def one(_):
-        r = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, verify=server["ctx"], timeout=30)
+        r = httpx.get(
+            url, headers={"Authorization": f"Bearer {token}"}, verify=server["ctx"], timeout=30
+        )
         return r.status_code, hashlib.sha256(r.content).hexdigest()
 
     with ThreadPoolExecutor(8) as pool:

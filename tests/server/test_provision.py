@@ -45,7 +45,9 @@ def test_site_init_creates_keys_and_never_overwrites(tmp_path):
     assert key.curve.name == "secp384r1"
     assert check_node_public_key(site.node_public_key).startswith("ecdsa-sha2-nistp384 ")
     assert site.policy.exists() and site.signing_key.exists()
-    snapshot = {p: p.read_bytes() for p in (site.secret, site.node_key, site.signing_key, site.policy)}
+    snapshot = {
+        p: p.read_bytes() for p in (site.secret, site.node_key, site.signing_key, site.policy)
+    }
     again = init_site("hospital-a", tmp_path / "a")
     assert set(again.values()) == {"kept"}
     assert {p: p.read_bytes() for p in snapshot} == snapshot

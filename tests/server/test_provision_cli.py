@@ -11,14 +11,19 @@ from server.run_state import RunState
 
 def test_init_ca_and_site_init_commands(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(server_cli, ["init-ca", "--out", str(tmp_path / "pki"),
-                                     "--host", "fl.example.org", "--json"])
+    res = runner.invoke(
+        server_cli,
+        ["init-ca", "--out", str(tmp_path / "pki"), "--host", "fl.example.org", "--json"],
+    )
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
     assert "fl.example.org" in info["server_hosts"] and "127.0.0.1" in info["server_hosts"]
-    first = runner.invoke(site_cli, ["init", "--site-id", "hospital-a", "--workdir", str(tmp_path / "a")])
-    second = runner.invoke(site_cli, ["init", "--site-id", "hospital-a", "--workdir",
-                                      str(tmp_path / "a"), "--json"])
+    first = runner.invoke(
+        site_cli, ["init", "--site-id", "hospital-a", "--workdir", str(tmp_path / "a")]
+    )
+    second = runner.invoke(
+        site_cli, ["init", "--site-id", "hospital-a", "--workdir", str(tmp_path / "a"), "--json"]
+    )
     assert first.exit_code == 0 and "created" in first.output
     assert set(json.loads(second.output).values()) == {"kept"}
 

@@ -6,8 +6,10 @@ import pytest
 from server.run_state import RunState, load_checkpoint, save_checkpoint
 from server.strategy import QuorumError, Rejected, Update, aggregate_round, fedavg
 
-REF = {"down.lora_A.weight": np.zeros((4, 8), np.float32),
-       "down.lora_B.weight": np.zeros((8, 4), np.float32)}
+REF = {
+    "down.lora_A.weight": np.zeros((4, 8), np.float32),
+    "down.lora_B.weight": np.zeros((8, 4), np.float32),
+}
 
 
 def update(site: str, value: float, n: int, **kw) -> Update:
@@ -24,23 +26,29 @@ def test_fedavg_weights_by_example_count():
 
 def test_quorum_met_with_one_failed_site():
     new, accepted, rejected = aggregate_round(
-        2, REF, [update("a", 2.0, 5)], [Rejected(7, "b", "no reply within 60s")], min_replies=1)
+        2, REF, [update("a", 2.0, 5)], [Rejected(7, "b", "no reply within 60s")], min_replies=1
+    )
     assert [u.site_id for u in accepted] == ["a"]
     assert [r.site_id for r in rejected] == ["b"]
     np.testing.assert_allclose(new["down.lora_B.weight"], 2.0)
 
 
 def test_quorum_missed_fails_loudly_and_names_sites():
-    with pytest.raises(QuorumError, match=r"round 3: 1 valid adapter update\(s\), quorum is 2.*b: no reply") as exc:
+    with pytest.raises(
+        QuorumError, match=r"round 3: 1 valid adapter update\(s\), quorum is 2.*b: no reply"
+    ) as exc:
         aggregate_round(3, REF, [update("a", 1.0, 5)], [Rejected(7, "b", "no reply within 60s")], 2)
     assert [r.site_id for r in exc.value.rejected] == ["b"]
 
 
-@pytest.mark.parametrize("bad, reason", [
-    ({"arrays": {"conv_in.weight": np.zeros((3, 3), np.float32)}}, "adapter keys differ"),
-    ({"arrays": {"down.lora_A.weight": np.zeros((4, 9), np.float32)}}, "shape"),
-    ({"arrays": {"down.lora_A.weight": np.full((4, 8), np.nan, np.float32)}}, "NaN"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ({"arrays": {"conv_in.weight": np.zeros((3, 3), np.float32)}}, "adapter keys differ"),
+        ({"arrays": {"down.lora_A.weight": np.zeros((4, 9), np.float32)}}, "shape"),
+        ({"arrays": {"down.lora_A.weight": np.full((4, 8), np.nan, np.float32)}}, "NaN"),
+    ],
+)
 def test_invalid_updates_do_not_count(bad, reason):
     good, evil = update("a", 1.0, 5), update("b", 100.0, 5, **bad)
     with pytest.raises(QuorumError, match=reason):

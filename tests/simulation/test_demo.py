@@ -13,10 +13,18 @@ from common.release.bundle import verify_bundle
 TINY = [
     "data.sites=[{site_id: site-a, device: device-a, patients: 32, seed: 1}, "
     "{site_id: site-b, device: device-b, patients: 32, seed: 2}]",
-    "data.pretrain_patients=12", "pretrain.steps=20", "pretrain.checkpoint_every=10",
-    "model.image_size=32", "model.block_out_channels=[16,32]", "model.attention_levels=[false,true]",
-    "model.norm_num_groups=8", "model.attention_head_dim=8", "federation.rounds=1",
-    "release.n_images=12", "sampling.steps=5", "evidence.seeds=1",
+    "data.pretrain_patients=12",
+    "pretrain.steps=20",
+    "pretrain.checkpoint_every=10",
+    "model.image_size=32",
+    "model.block_out_channels=[16,32]",
+    "model.attention_levels=[false,true]",
+    "model.norm_num_groups=8",
+    "model.attention_head_dim=8",
+    "federation.rounds=1",
+    "release.n_images=12",
+    "sampling.steps=5",
+    "evidence.seeds=1",
 ]
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from common.errors import DataError
+from common.store import Store
 from simulation.phantom import DEVICES, render_case, simulate_multi_device_store, simulate_store
 from simulation.phantom.bmode import speckle_envelope
-from common.store import Store
 
 RAYLEIGH_SNR = np.sqrt(np.pi / (4 - np.pi))  # 1.913
-RAYLEIGH_LOG_STD_DB = 5.57                   # std of 20*log10 of a Rayleigh variable
+RAYLEIGH_LOG_STD_DB = 5.57  # std of 20*log10 of a Rayleigh variable
 
 
 def test_fully_developed_speckle_is_rayleigh():
@@ -24,7 +24,7 @@ def test_fully_developed_speckle_is_rayleigh():
     assert (20 * np.log10(env)).std() == pytest.approx(RAYLEIGH_LOG_STD_DB, abs=0.15)
     # Brightness does not depend on the PSF (kernels have unit energy) nor on the image edge.
     wide = speckle_envelope(rng, np.ones((256, 256), np.float32), 3.0, 4.0)
-    assert (wide ** 2).mean() == pytest.approx(1.0, abs=0.1)
+    assert (wide**2).mean() == pytest.approx(1.0, abs=0.1)
     assert (env[:8] ** 2).mean() == pytest.approx(1.0, abs=0.15)
 
 
@@ -47,7 +47,9 @@ def test_render_is_deterministic_per_seed():
     a = render_case(7, "malignant", "device-b", 96)
     b = render_case(7, "malignant", "device-b", 96)
     c = render_case(8, "malignant", "device-b", 96)
-    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask) and a.boxes == b.boxes
+    assert (
+        np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask) and a.boxes == b.boxes
+    )
     assert not np.array_equal(a.image, c.image)
 
 
@@ -79,9 +81,11 @@ def _descriptors(img, k=1):
     ring = (cv2.dilate(m, np.ones((9, 9), np.uint8)) > 0) & (m == 0)
     contrast = img.image[m > 0].mean() - img.image[ring].mean()
     w = x1 - x0
-    below = img.image[y1 + 2:y1 + 20, x0:x1].astype(float)
-    beside = np.r_[img.image[y1 + 2:y1 + 20, max(0, x0 - w):x0].ravel(),
-                   img.image[y1 + 2:y1 + 20, x1:x1 + w].ravel()].astype(float)
+    below = img.image[y1 + 2 : y1 + 20, x0:x1].astype(float)
+    beside = np.r_[
+        img.image[y1 + 2 : y1 + 20, max(0, x0 - w) : x0].ravel(),
+        img.image[y1 + 2 : y1 + 20, x1 : x1 + w].ravel(),
+    ].astype(float)
     return circularity, (y1 - y0) * dz / ((x1 - x0) * dx), contrast, below.mean() - beside.mean()
 
 
@@ -100,7 +104,12 @@ def test_lesion_morphology_follows_the_lexicon():
         assert med[bad][tall] > 1.0
     assert med["fibroadenoma"][tall] < 0.8 and med["cyst"][tall] < 1.0
     # Echo pattern: cysts anechoic, carcinomas markedly and fibroadenomas mildly hypoechoic.
-    assert med["cyst"][contrast] < med["carcinoma-spiculated"][contrast] < med["fibroadenoma"][contrast] < -10
+    assert (
+        med["cyst"][contrast]
+        < med["carcinoma-spiculated"][contrast]
+        < med["fibroadenoma"][contrast]
+        < -10
+    )
     # Posterior features: enhancement behind cysts, shadowing behind carcinomas.
     assert med["cyst"][post] > 8
     assert med["carcinoma-spiculated"][post] < -10 and med["carcinoma-irregular"][post] < -10
@@ -129,7 +138,9 @@ def test_mean_intensity_does_not_separate_benign_from_malignant():
 
     means, labels = [], []
     for seed in range(240):
-        img = render_case(5000 + seed, ("benign", "malignant")[seed % 2], sorted(DEVICES)[seed % 3], 64)
+        img = render_case(
+            5000 + seed, ("benign", "malignant")[seed % 2], sorted(DEVICES)[seed % 3], 64
+        )
         means.append(img.image.mean())
         labels.append(seed % 2)
     auc = roc_auc_score(labels, means)
@@ -142,7 +153,9 @@ def test_simulate_store_is_deterministic_resumable_and_patient_level(tmp_path):
     per_patient: dict[str, list] = {}
     for rec in records:
         per_patient.setdefault(rec.patient, []).append(rec)
-        assert rec.device == "device-c" and (rec.height, rec.width) == DEVICES["device-c"].native_size
+        assert (
+            rec.device == "device-c" and (rec.height, rec.width) == DEVICES["device-c"].native_size
+        )
         for x0, y0, x1, y1 in rec.boxes:
             assert 0 <= x0 < x1 <= rec.width and 0 <= y0 < y1 <= rec.height
         assert (rec.pathology == "normal") == (rec.boxes == ())
@@ -153,7 +166,9 @@ def test_simulate_store_is_deterministic_resumable_and_patient_level(tmp_path):
     assert not any("hospital" in r.patient for r in records)  # pseudonyms, not names
 
     index = (tmp_path / "a" / "index.jsonl").read_text()
-    assert len(simulate_store(tmp_path / "a", "hospital-x", "device-c", 25, 0.4, 0.1, seed=3)) == len(records)
+    assert len(
+        simulate_store(tmp_path / "a", "hospital-x", "device-c", 25, 0.4, 0.1, seed=3)
+    ) == len(records)
     assert (tmp_path / "a" / "index.jsonl").read_text() == index  # resume adds nothing
     simulate_store(tmp_path / "b", "hospital-x", "device-c", 25, 0.4, 0.1, seed=3)
     assert (tmp_path / "b" / "index.jsonl").read_text() == index
@@ -169,8 +184,9 @@ def test_simulate_store_is_deterministic_resumable_and_patient_level(tmp_path):
 
 
 def test_multi_device_store_mixes_devices(tmp_path):
-    store = simulate_multi_device_store(tmp_path, ["device-a", "device-b", "device-c"], 7, seed=1,
-                                        image_size=48)
+    store = simulate_multi_device_store(
+        tmp_path, ["device-a", "device-b", "device-c"], 7, seed=1, image_size=48
+    )
     recs = store.records()
     assert {r.device for r in recs} == {"device-a", "device-b", "device-c"}
     assert len({r.patient for r in recs}) == 7

@@ -9,16 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulation.phantom import iter_site_images
 from common.store import is_holdout
+from simulation.phantom import iter_site_images
 
 
 def _dataset(patients: int, size: int):
     images, labels, holdout = [], [], []
     for device, share in (("device-a", 0.4), ("device-b", 0.3), ("device-c", 0.3)):
         site = f"learn-{device}"
-        for _, patient, views in iter_site_images(site, device, int(patients * share), 0.45, 0.0,
-                                                  seed=21, image_size=size):
+        for _, patient, views in iter_site_images(
+            site, device, int(patients * share), 0.45, 0.0, seed=21, image_size=size
+        ):
             for img in views[:3]:
                 images.append(img.image.astype(np.float32) / 127.5 - 1.0)
                 labels.append(int(img.pathology == "malignant"))

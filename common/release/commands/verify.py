@@ -11,8 +11,13 @@ from common.cli import echo_json
 
 @click.command()
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
-@click.option("--trust", "trust_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Trust file with the site signing keys you accept.")
+@click.option(
+    "--trust",
+    "trust_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trust file with the site signing keys you accept.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verified manifest.")
 def verify(bundle_dir: Path, trust_file: Path, as_json: bool) -> None:
     """Check signature, signer, every file hash and the exact file set; exit 0 only if all hold."""
@@ -22,8 +27,10 @@ def verify(bundle_dir: Path, trust_file: Path, as_json: bool) -> None:
     if as_json:
         echo_json(manifest)
     else:
-        click.echo(f"{bundle_dir}: OK ({len(manifest['files'])} files, {manifest['num_images']} images, "
-                   f"site {manifest['site_id']}, key {manifest['key_id'][:16]})")
+        click.echo(
+            f"{bundle_dir}: OK ({len(manifest['files'])} files, {manifest['num_images']} images, "
+            f"site {manifest['site_id']}, key {manifest['key_id'][:16]})"
+        )
 
 
 @click.command()
@@ -36,8 +43,8 @@ def show(bundle_dir: Path) -> None:
     from rich.markdown import Markdown
     from rich.table import Table
 
-    from common.release.bundle import audit_summary, read_manifest
     from common.errors import DataError
+    from common.release.bundle import audit_summary, read_manifest
 
     try:
         card = (bundle_dir / "README.md").read_text(encoding="utf-8")
@@ -47,8 +54,12 @@ def show(bundle_dir: Path) -> None:
     manifest = read_manifest(bundle_dir)
     console = Console()
     console.print(Markdown(card))
-    table = Table("audit summary", "value", title=f"site {manifest.get('site_id')}, "
-                  f"{manifest.get('num_images')} images, created {manifest.get('created')}")
+    table = Table(
+        "audit summary",
+        "value",
+        title=f"site {manifest.get('site_id')}, "
+        f"{manifest.get('num_images')} images, created {manifest.get('created')}",
+    )
     for key, value in audit_summary(audit).items():
         table.add_row(str(key), str(value))
     console.print(table)
