@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 RUN_DIR ?= runs/demo
 
-.PHONY: demo test test-fast install
+.PHONY: demo test test-fast install lint
 
 install: $(STAMP)
 
@@ -26,3 +26,8 @@ test: $(STAMP)
 # For developers: skip the slow end-to-end tests.
 test-fast: $(STAMP)
 	$(PY) -m pytest -m 'not e2e'
+
+# ruff: lint and formatting check (CI runs it before the tests).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

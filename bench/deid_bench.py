@@ -4,7 +4,8 @@ The target is >= 50 single-frame 800x600 files/s on one core (the anchor tool, p
 takes about 1 s per image). Each case writes N PACS-like files (planted PHI, banner and
 annotation text, phantom B-mode image), then times the whole per-file path (read, header
 allowlist, decode, region blanking, text detection on every frame, encode, atomic write) with
-OpenCV limited to one thread; files/s/core is files per CPU-second of the process. Writes bench/out/deid/deid_bench.json and deid_bench.png.
+OpenCV limited to one thread; files/s/core is files per CPU-second of the process. Writes
+bench/out/deid/deid_bench.json and deid_bench.png.
 
     .venv/bin/python bench/deid_bench.py [--files 60]
 """

@@ -16,7 +16,6 @@ Writes bench/out/dp/result.json and bench/out/dp/dp_bench.png.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import resource
@@ -265,7 +264,7 @@ def utility(model_cfg, args) -> dict:
 
 def bench_model(size: int):
     cfg = load_config("cpu-demo")
-    return dataclasses.replace(cfg.model, image_size=size)
+    return cfg.model.model_copy(update={"image_size": size})
 
 
 def plot(result: dict, path: Path) -> None:

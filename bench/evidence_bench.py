@@ -27,6 +27,7 @@ from PIL import Image
 from common.config import load_config
 from common.evidence import run_evidence
 from common.evidence.data import release_epsilon
+from common.files import staged_directory
 from common.store import Store
 from simulation.phantom.sites import simulate_store
 
@@ -46,7 +47,7 @@ def simulated_consortium(cfg, data_dir: Path) -> list[Path]:
             s.normal_rate,
             s.seed,
         ).root
-        for s in cfg.data.sites
+        for s in cfg.simulation.sites
     ]
 
 
@@ -59,23 +60,21 @@ def reference_set(cfg, data_dir: Path, name: str, patients_per_device: int, seed
     for device in cfg.model.devices:
         simulate_store(src, f"{name}-{device}", device, patients_per_device, 0.4, 0.0, seed)
     store = Store(src)
-    tmp = data_dir / f".{name}.partial"
-    tmp.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, rec in enumerate(store.records()):
-        file_name = f"{i:05d}.png"
-        Image.fromarray(store.load_image(rec)).save(tmp / file_name)
-        rows.append(
-            {
-                "file_name": file_name,
-                "pathology": rec.pathology,
-                "device": rec.device,
-                "birads": rec.birads,
-                "box": list(rec.boxes[0]) if rec.boxes else None,
-            }
-        )
-    (tmp / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, out)
+    with staged_directory(out) as tmp:
+        rows = []
+        for i, rec in enumerate(store.records()):
+            file_name = f"{i:05d}.png"
+            Image.fromarray(store.load_image(rec)).save(tmp / file_name)
+            rows.append(
+                {
+                    "file_name": file_name,
+                    "pathology": rec.pathology,
+                    "device": rec.device,
+                    "birads": rec.birads,
+                    "box": list(rec.boxes[0]) if rec.boxes else None,
+                }
+            )
+        (tmp / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
 

@@ -21,7 +21,6 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +39,9 @@ OUT = Path(__file__).resolve().parent / "out" / "generator"
 def sampling_speed(cfg, repeats: int, n: int) -> dict:
     torch.manual_seed(0)
     unet = build_unet(cfg.model).eval()
-    sc = replace(cfg.sampling, steps=25, batch_size=n)
-    generate(unet, cfg.model, replace(sc, steps=5), n, "benign", cfg.model.devices[0])  # warm-up
+    sc = cfg.sampling.model_copy(update={"steps": 25, "batch_size": n})
+    warm_up = sc.model_copy(update={"steps": 5})
+    generate(unet, cfg.model, warm_up, n, "benign", cfg.model.devices[0])
     times = {"batched": [], "two_pass": []}
     for r in range(repeats):
         for mode in ("batched", "two_pass"):
@@ -73,7 +73,8 @@ def sampling_speed(cfg, repeats: int, n: int) -> dict:
 def training_speed(cfg, store: Store, steps: int) -> dict:
     """Steps/s of the full pretraining loop (EMA, clipping, balanced sampling) at batch 16."""
     with tempfile.TemporaryDirectory() as tmp:
-        c = replace(cfg, pretrain=replace(cfg.pretrain, steps=steps + 2, checkpoint_every=10_000))
+        pc = cfg.pretrain.model_copy(update={"steps": steps + 2, "checkpoint_every": 10_000})
+        c = cfg.model_copy(update={"pretrain": pc})
         t0 = {}
 
         def on_step(step, _loss):
@@ -143,12 +144,9 @@ def quality_after_budget(
     """Train for about `budget_s` seconds: the step count comes from the measured training speed,
     so the LR schedule (warm-up + cosine) runs to its end within the budget."""
     steps = max(20, int(budget_s * steps_per_s))
-    cfg = replace(
-        cfg,
-        pretrain=replace(
-            cfg.pretrain, steps=steps, warmup_steps=min(cfg.pretrain.warmup_steps, steps // 10)
-        ),
-    )
+    warmup = min(cfg.pretrain.warmup_steps, steps // 10)
+    pc = cfg.pretrain.model_copy(update={"steps": steps, "warmup_steps": warmup})
+    cfg = cfg.model_copy(update={"pretrain": pc})
     out = work / "base"
     t = time.perf_counter()
     result = pretrain(store, cfg, out, progress=True)
@@ -251,7 +249,7 @@ def main() -> None:
         work = Path(tmp)
         store = simulate_multi_device_store(
             work / "store",
-            cfg.data.pretrain_devices,
+            cfg.simulation.pretrain_devices,
             args.patients,
             seed=0,
             image_size=128,

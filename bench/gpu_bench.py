@@ -23,7 +23,6 @@ few dozen steps: they show that the path works, not what the model can do.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import tempfile
@@ -79,13 +78,14 @@ def peak_memory_gib() -> float | None:
 
 def pretrain_and_resume(store, cfg, work: Path, steps: int) -> dict:
     """Pretrain half the steps, stop, resume to the end; load the base back (hash verified)."""
-    pc = dataclasses.replace(
-        cfg.pretrain,
-        steps=steps,
-        checkpoint_every=max(1, steps // 4),
-        warmup_steps=max(1, steps // 10),
+    pc = cfg.pretrain.model_copy(
+        update={
+            "steps": steps,
+            "checkpoint_every": max(1, steps // 4),
+            "warmup_steps": max(1, steps // 10),
+        }
     )
-    cfg = dataclasses.replace(cfg, pretrain=pc)
+    cfg = cfg.model_copy(update={"pretrain": pc})
     first = pretrain(store, cfg, work / "base", progress=False, stop_at_step=steps // 2)
     second = pretrain(store, cfg, work / "base", progress=False)
     unet, meta = load_base(work / "base", second.content_hash, device=compute_device())
@@ -147,8 +147,8 @@ def dp_steps(base_dir: Path, store, cfg, expected_patients: int, steps: int) -> 
     result = {"expected_batch_patients": expected_patients}
     records = store.split(cfg.data.holdout_fraction)[0]
     dataset = PatientDataset.from_store(store, records, cfg.model)
-    dp_cfg = dataclasses.replace(cfg.dp, expected_batch_patients=expected_patients)
-    plan = plan_job(dataclasses.replace(cfg, dp=dp_cfg), "gpu-bench", len(dataset))
+    dp_cfg = cfg.dp.model_copy(update={"expected_batch_patients": expected_patients})
+    plan = plan_job(cfg.model_copy(update={"dp": dp_cfg}), "gpu-bench", len(dataset))
     for mode in ("dp", "no_dp"):
         unet, meta = load_base(base_dir, device=compute_device())  # fresh adapters per mode
         inject_lora(unet, cfg.lora)
@@ -214,7 +214,7 @@ def sampling_speed(base_dir: Path, cfg, n: int) -> tuple[dict, np.ndarray]:
     generate(unet, meta["model_config"], cfg.sampling, 4, paths[:4], None)  # warm-up
     ips, batch = {}, None
     for name, (amp, batched) in variants.items():
-        sampling = dataclasses.replace(cfg.sampling, mixed_precision=amp)
+        sampling = cfg.sampling.model_copy(update={"mixed_precision": amp})
         sync()
         start = time.perf_counter()
         out = generate(unet, meta["model_config"], sampling, n, paths, None, batched_cfg=batched)
@@ -302,7 +302,7 @@ def main() -> None:
         work = Path(tmp)
         t0 = time.perf_counter()
         store = simulate_multi_device_store(
-            work / "store", cfg.data.pretrain_devices, args.patients, seed=cfg.seed
+            work / "store", cfg.simulation.pretrain_devices, args.patients, seed=cfg.seed
         )
         results["simulate_s"] = time.perf_counter() - t0
         print("simulated", len(store.records()), "images", flush=True)

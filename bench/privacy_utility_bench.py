@@ -26,7 +26,6 @@ report.html and plots (evidence/), and bench.json (wall time per stage) to --out
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import time
@@ -39,22 +38,24 @@ OUT = ROOT / "bench" / "out" / "privacy_utility"
 
 
 def with_epsilon(cfg: Config, epsilon: float) -> Config:
-    return dataclasses.replace(cfg, dp=dataclasses.replace(cfg.dp, target_epsilon=epsilon))
+    return cfg.model_copy(update={"dp": cfg.dp.model_copy(update={"target_epsilon": epsilon})})
 
 
 def centralized(cfg: Config) -> Config:
     """One site ("pooled") holding every hospital's patients; it alone makes the quorum and
     releases as many images as all the sites together."""
-    pooled = dataclasses.replace(
-        cfg.data.sites[0], site_id="pooled", patients=sum(s.patients for s in cfg.data.sites)
+    sites = cfg.simulation.sites
+    pooled = sites[0].model_copy(
+        update={"site_id": "pooled", "patients": sum(s.patients for s in sites)}
     )
-    return dataclasses.replace(
-        cfg,
-        data=dataclasses.replace(cfg.data, sites=(pooled,)),
-        federation=dataclasses.replace(cfg.federation, min_train_sites=1),
-        release=dataclasses.replace(
-            cfg.release, n_images=cfg.release.n_images * len(cfg.data.sites)
-        ),
+    return cfg.model_copy(
+        update={
+            "simulation": cfg.simulation.model_copy(update={"sites": (pooled,)}),
+            "federation": cfg.federation.model_copy(update={"min_train_sites": 1}),
+            "release": cfg.release.model_copy(
+                update={"n_images": cfg.release.n_images * len(sites)}
+            ),
+        }
     )
 
 
@@ -91,7 +92,7 @@ def run_chain(run_dir: Path, cfg: Config, sites_stage=None) -> tuple[list[Path],
     base_dir = Path(run_stage(run, "base", lambda: stage_base(run))["base_dir"])
     run_stage(run, "federate", lambda: stage_federate(run, base_dir))
     run_stage(run, "release", lambda: stage_release(run, base_dir, latest_global_adapter(run)))
-    releases = [SiteDir(run.site_dir(s.site_id)).release for s in cfg.data.sites]
+    releases = [SiteDir(run.site_dir(s.site_id)).release for s in cfg.simulation.sites]
     return releases, dict(run.timings)
 
 
@@ -148,14 +149,16 @@ def main() -> None:
         if stores is None:
             from client.workdir import SiteDir
 
-            stores = [SiteDir(args.out / label / "sites" / s.site_id).store for s in cfg.data.sites]
+            stores = [
+                SiteDir(args.out / label / "sites" / s.site_id).store for s in cfg.simulation.sites
+            ]
     if not args.no_centralized:
         eps = cfg.dp.target_epsilon
         label = f"centralized-eps{eps:g}"
         releases, timings[label] = run_chain(
             args.out / label,
             centralized(cfg),
-            sites_stage=lambda run: pooled_sites_stage(run, cfg.data.sites),
+            sites_stage=lambda run: pooled_sites_stage(run, cfg.simulation.sites),
         )
         synthetic[label] = (releases, eps)
 

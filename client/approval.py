@@ -33,15 +33,14 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from client import site_log
 from client.workdir import SiteDir
 from common.chainlog import canonical_json
 from common.errors import DataError, PolicyError
+from common.files import atomic_write_bytes
 
 HASH_FORMAT = "busgen-app-v1"
 APP_PACKAGES = ("client", "common")
@@ -104,12 +103,7 @@ def load_approvals(site: SiteDir) -> dict[str, dict]:
 
 def _save(site: SiteDir, apps: dict[str, dict]) -> None:
     body = json.dumps({"format": HASH_FORMAT, "apps": apps}, indent=2, sort_keys=True).encode()
-    fd, tmp = tempfile.mkstemp(dir=site.root, prefix=f".{site.approvals.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(body)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, site.approvals)
+    atomic_write_bytes(site.approvals, body, mode=0o600)
 
 
 def _now() -> str:

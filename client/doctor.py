@@ -20,9 +20,11 @@ comparison and reads the SuperNode's own log for the SuperLink's verdict at the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import email.utils
 import hashlib
+import http.client
 import shutil
 import socket
 import ssl
@@ -30,6 +32,7 @@ import stat
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -342,45 +345,63 @@ def https_proxy_for(host: str) -> str | None:
     return proxy
 
 
-def _open_tunnel(host: str, port: int, proxy: str, timeout_s: float) -> socket.socket:
-    """TCP to the proxy, then HTTP CONNECT host:port (what httpx does for https through a proxy)."""
-    url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    sock = socket.create_connection((url.hostname, url.port or 3128), timeout=timeout_s)
-    request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-    if url.username:
-        cred = f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password or '')}"
-        request += f"Proxy-Authorization: Basic {base64.b64encode(cred.encode()).decode()}\r\n"
-    sock.sendall((request + "\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head and len(head) < 65536:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    if len(status.split()) < 2 or status.split()[1] != "200":
-        sock.close()
-        raise ConnectionError(
-            f"proxy {url.hostname}:{url.port} refused CONNECT: {status or 'no answer'}"
-        )
-    return sock
+def _connection(
+    host: str, port: int, proxy: str | None, timeout_s: float, tls: ssl.SSLContext | None
+) -> http.client.HTTPConnection:
+    """A connection to host:port, tunnelled through `proxy` with HTTP CONNECT when one is set
+    (what the SuperNode's HTTP client does behind a hospital proxy); HTTPS when `tls` is given,
+    else plain TCP, which is how the reachability check tells the network from TLS."""
+    target, target_port = host, port
+    headers = {"Host": f"{host}:{port}"}  # Python 3.11's CONNECT omits it; strict proxies need it
+    if proxy:
+        url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        target, target_port = url.hostname or "", url.port or 3128
+        if url.username:
+            cred = (
+                f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password or '')}"
+            )
+            headers["Proxy-Authorization"] = f"Basic {base64.b64encode(cred.encode()).decode()}"
+    if tls is None:
+        conn = http.client.HTTPConnection(target, target_port, timeout=timeout_s)
+    else:
+        conn = http.client.HTTPSConnection(target, target_port, timeout=timeout_s, context=tls)
+    if proxy:
+        conn.set_tunnel(host, port, headers=headers)
+    return conn
 
 
-def _http_get(tls: ssl.SSLSocket, host: str, path: str = "/health") -> tuple[int, dict[str, str]]:
-    tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head and len(head) < 65536:
-        chunk = tls.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    lines = head.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        key, _, value = line.partition(":")
-        headers[key.strip().lower()] = value.strip()
-    return status, headers
+def _tcp_failure(
+    host: str, port: int, proxy: str | None, timeout_s: float, exc: Exception
+) -> Check:
+    via = f" via proxy {proxy}" if proxy else ""
+    fix = (
+        f"allow outbound TCP to {host}:{port} in the hospital firewall, or set "
+        "HTTPS_PROXY (see deploy/README.md, 'Proxy')"
+    )
+    if isinstance(exc, TimeoutError):
+        detail = f"no answer from {host}:{port}{via} within {timeout_s:g} s"
+    elif proxy and str(exc).startswith("Tunnel connection failed"):  # http.client's words
+        detail = f"proxy {proxy} refused to open a tunnel to {host}:{port} ({exc})"
+        fix = f"ask the proxy's administrators to allow HTTPS (CONNECT) to {host}:{port}"
+    else:
+        detail = f"cannot connect to {host}:{port}{via}: {exc}"
+    return Check("tcp", "fail", detail, fix)
+
+
+def _unverified_certificate(
+    make: Callable[[ssl.SSLContext], http.client.HTTPConnection],
+) -> x509.Certificate | None:
+    """The server's certificate fetched without verifying it, to say why verification failed."""
+    loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    loose.check_hostname, loose.verify_mode = False, ssl.CERT_NONE
+    conn = make(loose)
+    try:
+        conn.connect()
+        return x509.load_der_x509_certificate(conn.sock.getpeercert(binary_form=True))
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
 
 
 def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list[Check]:
@@ -398,10 +419,6 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
         ]
     proxy = https_proxy_for(host)
     checks: list[Check] = []
-    fw_fix = (
-        f"allow outbound TCP to {host}:{port} in the hospital firewall, or set "
-        "HTTPS_PROXY (see deploy/README.md, 'Proxy')"
-    )
 
     if proxy:
         checks.append(Check("dns", "skip", f"{host} is resolved by the proxy {proxy}"))
@@ -423,23 +440,22 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
             )
             return checks
 
-    def connect() -> socket.socket:
-        if proxy:
-            return _open_tunnel(host, port, proxy, timeout_s)
-        return socket.create_connection((host, port), timeout=timeout_s)
+    def connection(tls: ssl.SSLContext | None) -> http.client.HTTPConnection:
+        return _connection(host, port, proxy, timeout_s, tls)
 
+    probe = connection(None)
     try:
-        sock = connect()
-    except (OSError, ConnectionError) as exc:
-        via = f" via proxy {proxy}" if proxy else ""
-        checks.append(Check("tcp", "fail", f"cannot connect to {host}:{port}{via}: {exc}", fw_fix))
+        probe.connect()
+    except (OSError, http.client.HTTPException) as exc:
+        checks.append(_tcp_failure(host, port, proxy, timeout_s, exc))
         return checks
+    finally:
+        probe.close()
     checks.append(
         Check("tcp", "ok", f"connected to {host}:{port}" + (f" via proxy {proxy}" if proxy else ""))
     )
 
     if not ca_path.exists():
-        sock.close()
         checks.append(Check("tls", "skip", f"no CA certificate at {ca_path} to verify against"))
         return checks
     ctx = ssl.create_default_context(cafile=str(ca_path))
@@ -448,14 +464,16 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
         "the coordinator must renew the SuperLink certificate "
         "(deploy/CERTIFICATES.md, 'Rotating the SuperLink certificate')"
     )
+    conn = connection(ctx)
     try:
-        tls = ctx.wrap_socket(sock, server_hostname=host)
+        conn.connect()
     except ssl.SSLCertVerificationError as exc:
-        sock.close()
-        checks.append(_explain_verify_failure(host, port, connect, exc, ca_path, renew))
+        conn.close()
+        cert = _unverified_certificate(connection)
+        checks.append(_explain_verify_failure(host, port, exc, cert, ca_path, renew))
         return checks
-    except (ssl.SSLError, OSError) as exc:
-        sock.close()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
         checks.append(
             Check(
                 "tls",
@@ -466,21 +484,23 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
             )
         )
         return checks
-    with tls:
-        cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    with contextlib.closing(conn):
+        cert = x509.load_der_x509_certificate(conn.sock.getpeercert(binary_form=True))
         checks.append(
             Check(
                 "tls",
                 "ok",
-                f"{tls.version()}, certificate for {host} issued by "
+                f"{conn.sock.version()}, certificate for {host} issued by "
                 f"{cert.issuer.rfc4514_string()} (verified against {ca_path.name})",
             )
         )
         checks.append(_expiry(cert, "SuperLink certificate", "superlink-cert", renew))
         t0 = time.time()
         try:
-            status, headers = _http_get(tls, host)
-        except (OSError, ValueError, IndexError) as exc:
+            conn.request("GET", "/health", headers={"Connection": "close"})
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
             checks.append(
                 Check(
                     "http",
@@ -491,6 +511,7 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
             )
             return checks
         t1 = time.time()
+    status = response.status
     detail = f"GET /health -> HTTP {status}"
     if status == 200:
         checks.append(Check("http", "ok", detail + " (SuperLink healthy)"))
@@ -505,22 +526,20 @@ def check_superlink(address: str, ca_path: Path, timeout_s: float = 5.0) -> list
         )
     else:
         checks.append(Check("http", "ok", detail + " (server answers; /health not exposed)"))
-    checks.append(_clock_check(headers.get("date"), (t0 + t1) / 2, cert))
+    checks.append(_clock_check(response.getheader("Date"), (t0 + t1) / 2, cert))
     return checks
 
 
-def _explain_verify_failure(host, port, connect, exc, ca_path, renew) -> Check:
+def _explain_verify_failure(
+    host: str,
+    port: int,
+    exc: ssl.SSLCertVerificationError,
+    cert: x509.Certificate | None,
+    ca_path: Path,
+    renew: str,
+) -> Check:
     """Say *why* verification failed: expired, wrong CA, or wrong name."""
-    reason = getattr(exc, "verify_message", "") or str(exc)
-    cert = None
-    try:
-        raw = connect()
-        loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        loose.check_hostname, loose.verify_mode = False, ssl.CERT_NONE
-        with loose.wrap_socket(raw, server_hostname=host) as tls:
-            cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-    except (OSError, ssl.SSLError, ConnectionError):
-        pass
+    reason = exc.verify_message or str(exc)
     if "expired" in reason and cert is not None:
         return Check(
             "tls",

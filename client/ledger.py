@@ -19,15 +19,14 @@ lock makes check-then-append atomic against a second training process on the sam
 
 from __future__ import annotations
 
-import fcntl
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.chainlog import ChainLog
 from common.errors import PolicyError
+from common.files import locked
 from common.privacy import Block, PrivacyStatement, SitePolicy, epsilon
 
 
@@ -117,15 +116,9 @@ class PrivacyLedger:
         )
 
     # -- admission ---------------------------------------------------------------------------
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _locked(self) -> AbstractContextManager[None]:
+        """The lock that makes check-then-append atomic across processes of this site."""
+        return locked(self.path.with_name(self.path.name + ".lock"))
 
     def admit_block(
         self, plan: JobPlan, round: int, steps: int, policy: SitePolicy, patients: int

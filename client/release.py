@@ -26,8 +26,9 @@ from client.workdir import SiteDir
 from common import __version__
 from common.config import Config, ModelConfig
 from common.errors import ConfigError, DataError
+from common.files import sha256_file
 from common.model.box_prior import BoxPrior
-from common.store import PATHOLOGIES, Store, sha256_file
+from common.store import PATHOLOGIES, Store
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ of the DP-trained model and carry the same guarantee. Implied ceiling on any mem
   {mem["holdout_false_flag_rate"]["any"]:.0%}
 - membership inference (loss attack, patient level): {mia_line}
 - PHI scan: {"passed" if s["phi_passed"] else "FINDINGS, see audit"}
-- {s.get("fd_metric") or "FD"} against the site's real images: {fd}
+- quality: {s.get("fd_metric") or "FD"} against the site's real images: {fd}
 
 ## Licence
 {LICENCE}. Verify the signature before use: `busgen-release verify DIR --trust TRUST_FILE`.

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from client.workdir import SiteDir
 from common.errors import DataError
+from common.files import atomic_write_bytes
 from common.keyfiles import generate_node_key, write_private
-from common.store import atomic_write_bytes
 
 SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 

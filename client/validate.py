@@ -2,7 +2,7 @@
 
 The held-out split is patient-level (`Store.split`) and never trained on. The loss is computed
 on private images, so it is not differentially private: only a rounded mean (3 significant
-digits) and a coarse image count leave the site, and the coordinator may switch evaluation off
+digits) and a coarse image count leave the site, and the coordinator may switch validation off
 (`federation.validate: false`).
 """
 

@@ -1,8 +1,9 @@
 """Typed configuration profiles (`configs/*.yaml`).
 
-A profile is YAML validated into frozen dataclasses. Validation is strict because a typo in a
-privacy setting must never be silently ignored: an unknown key, a wrong type or a missing file
-raises `ConfigError` naming the file, the dotted key and what was expected.
+A profile is YAML validated into frozen pydantic models. Validation is strict because a typo in a
+privacy setting must never be silently ignored: an unknown key, a wrong type, a value out of its
+meaningful range (a negative step count, a NaN epsilon) or a missing file raises `ConfigError`
+naming the file, the dotted key and what was expected, on one line.
 
 Command-line overrides use the same dotted keys: `--set model.image_size=64`; the value is parsed
 as YAML, so numbers, booleans and lists work.
@@ -10,259 +11,296 @@ as YAML, so numbers, booleans and lists work.
 
 from __future__ import annotations
 
-import dataclasses
-import types
+import json
 import typing
+import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the `configs` package
+# Range-checked scalar types. Every float is also finite (`allow_inf_nan=False` on `_Section`).
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]  # strictly between 0 and 1
+Probability = Annotated[float, Field(ge=0, le=1)]
 
 
-@dataclass(frozen=True)
-class SiteSpec:
+class _Section(BaseModel):
+    """Common validation rules: immutable, no unknown keys, no type coercion, finite floats.
+
+    Strict mode would refuse a YAML list for a tuple field; validating through JSON (see
+    `_validate`) accepts JSON arrays for tuples and integers for floats, and nothing looser.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class SimulatedSite(_Section):
     """One simulated hospital: its scanner, size and case mix (non-IID by design)."""
 
     site_id: str
     device: str
-    patients: int
-    malignant_rate: float = 0.35
-    normal_rate: float = 0.1
-    seed: int = 0
+    patients: Positive
+    malignant_rate: Probability = 0.35
+    normal_rate: Probability = 0.1
+    seed: NonNegative = 0
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    """Simulated consortium and how stores are split."""
+class SimulationConfig(_Section):
+    """The simulated consortium that the demo and the benchmarks build: its hospitals and the
+    public-like data the base is pretrained on. A real site or coordinator ignores this section;
+    its data comes from its own store."""
 
-    sites: tuple[SiteSpec, ...] = ()
-    holdout_fraction: float = 0.2
-    pretrain_patients: int = 200
+    sites: tuple[SimulatedSite, ...] = ()
+    pretrain_patients: Positive = 200
     pretrain_devices: tuple[str, ...] = ("device-a", "device-b", "device-c")
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class DataConfig(_Section):
+    """How a site's store is split into training and held-out patients."""
+
+    holdout_fraction: Fraction = 0.2
+
+
+class ModelConfig(_Section):
     """The conditional UNet (diffusers `UNet2DModel`) and its noise schedule."""
 
-    image_size: int = 64
-    block_out_channels: tuple[int, ...] = (32, 64, 64, 128)
+    image_size: Positive = 64
+    block_out_channels: tuple[Positive, ...] = (32, 64, 64, 128)
     attention_levels: tuple[bool, ...] = (False, False, True, True)
-    layers_per_block: int = 1
-    attention_head_dim: int = 32
-    norm_num_groups: int = 16
-    dropout: float = 0.0
+    layers_per_block: Positive = 1
+    attention_head_dim: Positive = 32
+    norm_num_groups: Positive = 16
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     devices: tuple[str, ...] = ("device-a", "device-b", "device-c")
-    num_train_timesteps: int = 1000
+    num_train_timesteps: Positive = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "epsilon"
 
 
-@dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(_Section):
     """Centralised pretraining of the base model (the coordinator's job)."""
 
-    steps: int = 1500
-    batch_size: int = 16
-    lr: float = 5.0e-4
-    weight_decay: float = 1.0e-4
-    warmup_steps: int = 100
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    cond_dropout: float = 0.1
-    checkpoint_every: int = 250
+    steps: Positive = 1500
+    batch_size: Positive = 16
+    lr: PositiveFloat = 5.0e-4
+    weight_decay: NonNegativeFloat = 1.0e-4
+    warmup_steps: NonNegative = 100
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.999
+    grad_clip: PositiveFloat = 1.0
+    cond_dropout: Probability = 0.1
+    checkpoint_every: Positive = 250
     mixed_precision: bool = False
     balance_classes: bool = True  # batches sample pathologies equally often (as BUSGen does)
     hflip: bool = True  # horizontal flip augmentation (image and box mask together)
 
 
-@dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(_Section):
     """DPM-Solver++ sampling with classifier-free guidance."""
 
-    steps: int = 25
-    guidance_scale: float = 2.5
-    batch_size: int = 16
-    box_prior_epsilon: float = 1.0  # epsilon (delta 0, unit patient) of the noisy lesion-box prior
-    box_prior_grid: int = 6  # centre histogram is grid x grid cells
-    box_prior_boxes_per_patient: int = 2  # contribution bound per patient (sets the sensitivity)
+    steps: Positive = 25
+    guidance_scale: NonNegativeFloat = 2.5
+    batch_size: Positive = 16
+    box_prior_epsilon: PositiveFloat = 1.0  # epsilon (delta 0, unit patient) of the box prior
+    box_prior_grid: Positive = 6  # centre histogram is grid x grid cells
+    box_prior_boxes_per_patient: Positive = 2  # contribution bound per patient (the sensitivity)
     mixed_precision: bool = False  # bf16 autocast on a GPU (ignored on the CPU)
 
 
-@dataclass(frozen=True)
-class LoraConfig:
+class LoraConfig(_Section):
     """Which layers carry LoRA adapters, and their size."""
 
-    rank: int = 8
-    alpha: float = 8.0
+    rank: Positive = 8
+    alpha: PositiveFloat = 8.0
     targets: str = "attention"  # "attention" or "attention+conv"
 
 
-@dataclass(frozen=True)
-class DPConfig:
+class DPConfig(_Section):
     """Patient-level DP-SGD for a site's adapter training."""
 
     enabled: bool = True
-    target_epsilon: float = 8.0
-    delta: float | None = None  # None: 1 / (10 * patients), always below 1 / patients
-    max_grad_norm: float = 1.0
-    expected_batch_patients: int = 16
-    noise_multiplicity: int = 1
-    max_images_per_patient: int = 6
+    target_epsilon: PositiveFloat = 8.0
+    delta: Fraction | None = None  # None: 1 / (10 * patients), always below 1 / patients
+    max_grad_norm: PositiveFloat = 1.0
+    expected_batch_patients: Positive = 16
+    noise_multiplicity: Positive = 1
+    max_images_per_patient: Positive = 6
     accountant: str = "prv"
-    local_steps: int = 20
-    lr: float = 1.0e-3
-    microbatch_rows: int = 64  # rows per forward/backward pass: bounds GPU memory, not privacy
+    local_steps: Positive = 20
+    lr: PositiveFloat = 1.0e-3
+    microbatch_rows: Positive = 64  # rows per forward/backward pass: bounds GPU memory, not privacy
 
 
-@dataclass(frozen=True)
-class FederationConfig:
+# `federation.validate` is a profile key; as a field it shadows pydantic's deprecated
+# `BaseModel.validate` classmethod, which nothing here calls.
+warnings.filterwarnings("ignore", 'Field name "validate" in "FederationConfig"', UserWarning)
+
+
+class FederationConfig(_Section):
     """Federated rounds run by the coordinator."""
 
-    rounds: int = 3
-    min_train_sites: int = 2  # quorum: a round with fewer valid adapter updates fails
-    reply_timeout_s: float = 900.0  # per phase; covers a site's ClientApp cold start
+    rounds: Positive = 3
+    min_train_sites: Positive = 2  # quorum: a round with fewer valid adapter updates fails
+    reply_timeout_s: PositiveFloat = 900.0  # per phase; covers a site's ClientApp cold start
     secagg: bool = False
-    round_retries: int = (
-        1  # a round that misses the quorum is retried this often, then the run stops
-    )
-    validate: bool = (
-        True  # validation loss at every site after each round (one more ClientApp start)
-    )
-    node_wait_s: float = 300.0  # how long a round waits for `min_train_sites` sites to be online
+    round_retries: NonNegative = 1  # a round missing the quorum is retried this often, then stops
+    validate: bool = True  # validation loss at every site after each round (one more ClientApp)
+    node_wait_s: NonNegativeFloat = 300.0  # how long a round waits for `min_train_sites` sites
 
 
-@dataclass(frozen=True)
-class ReleaseConfig:
+class ReleaseConfig(_Section):
     """Synthetic release generated and audited at each site."""
 
-    n_images: int = 200
+    n_images: Positive = 200
     # Share of normal, benign, malignant images (a public choice: the site's own case mix
     # would leak label counts that are neither DP nor coarse).
-    pathology_mix: tuple[float, ...] = (0.2, 0.45, 0.35)
+    pathology_mix: tuple[NonNegativeFloat, ...] = (0.2, 0.45, 0.35)
 
 
-@dataclass(frozen=True)
-class EvidenceConfig:
+class EvidenceConfig(_Section):
     """Train-on-synthetic vs train-on-real evaluation."""
 
-    seeds: int = 3
-    classifier_epochs: int = 8
-    bootstrap: int = 500
-    image_size: int = 64  # classifier input size (images are resized to it)
-    batch_size: int = 32
-    min_steps: int = 120  # small training sets get more epochs so every arm gets enough updates
-    specificity: float = 0.9  # operating point for the reported sensitivity
-    scaling_sizes: tuple[int, ...] = (250, 500, 1000, 2000, 4000, 8000)
+    seeds: Positive = 3
+    classifier_epochs: Positive = 8
+    bootstrap: Positive = 500
+    image_size: Positive = 64  # classifier input size (images are resized to it)
+    batch_size: Positive = 32
+    min_steps: NonNegative = 120  # small training sets get more epochs so every arm trains enough
+    specificity: Fraction = 0.9  # operating point for the reported sensitivity
+    scaling_sizes: tuple[Positive, ...] = (250, 500, 1000, 2000, 4000, 8000)
     cross_device_test: str = "device-c"  # the device held out in the cross-device comparison
     full_grid: bool = False  # False: scaling and cross-device use one seed (the demo's budget)
-    threads: int = 1  # torch CPU threads while training classifiers (small nets scale poorly)
+    threads: Positive = 1  # torch CPU threads while training classifiers (small nets scale poorly)
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(_Section):
     """A whole profile: everything a run needs, nothing site-secret."""
 
     profile: str = "custom"
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    dp: DPConfig = field(default_factory=DPConfig)
-    federation: FederationConfig = field(default_factory=FederationConfig)
-    release: ReleaseConfig = field(default_factory=ReleaseConfig)
-    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    seed: NonNegative = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    lora: LoraConfig = LoraConfig()
+    dp: DPConfig = DPConfig()
+    federation: FederationConfig = FederationConfig()
+    release: ReleaseConfig = ReleaseConfig()
+    evidence: EvidenceConfig = EvidenceConfig()
+    simulation: SimulationConfig = SimulationConfig()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, for JSON run records and hashing."""
-        return _to_plain(dataclasses.asdict(self))
+        """Plain JSON data (tuples as lists), for run records and hashing."""
+        return self.model_dump(mode="json")
 
 
-def _to_plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
-    return value
+_Location = tuple[str | int, ...]
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip `Annotated[...]` constraints, leaving the type they constrain."""
+    return typing.get_args(tp)[0] if typing.get_origin(tp) is Annotated else tp
+
+
+def _schema_at(loc: _Location) -> Any:
+    """The schema type at a location of the config (field names and tuple indices)."""
+    tp: Any = Config
+    for part in loc:
+        tp = _unwrap(tp)
+        tp = typing.get_args(tp)[0] if isinstance(part, int) else tp.model_fields[part].annotation
+    return _unwrap(tp)
 
 
 def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    if dataclasses.is_dataclass(tp):
+    tp = _unwrap(tp)
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple:
+        return f"list of {_type_name(args[0])}"
+    if args:  # a union such as `float | None`
+        return " or ".join(_type_name(a) for a in args)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
         return f"mapping ({tp.__name__})"
-    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+    return "null" if tp is type(None) else tp.__name__
 
 
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check `value` against the annotation `tp`; return it converted (lists to tuples)."""
-
-    def fail() -> ConfigError:
-        return ConfigError(
-            f"{source}: key '{key}' expects {_type_name(tp)}, got {type(value).__name__} {value!r}"
-        )
-
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(value, arg, key, source)
-            except ConfigError:
-                continue
-        raise fail()
-    if tp is type(None):
-        if value is None:
-            return None
-        raise fail()
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise fail()
-        return _build(tp, value, key, source)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise fail()
-        item_tp = typing.get_args(tp)[0]
-        return tuple(_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail()
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise fail()
-        return value
-    if tp in (str, bool):
-        if not isinstance(value, tp):
-            raise fail()
-        return value
-    raise ConfigError(f"{source}: key '{key}' has an unsupported schema type {tp!r}")
+def _dotted(loc: _Location) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for raw_key, value in data.items():
-        key = f"{prefix}.{raw_key}" if prefix else str(raw_key)
-        if raw_key not in names:
-            allowed = ", ".join(sorted(names))
-            raise ConfigError(f"{source}: unknown key '{key}' (allowed here: {allowed})")
-        kwargs[raw_key] = _coerce(value, hints[raw_key], key, source)
+def _describe(error: Any) -> str:
+    """One pydantic error as 'key ... problem', in the terms of the YAML file."""
+    loc, kind, value = tuple(error["loc"]), error["type"], error["input"]
+    key = _dotted(loc)
+    if kind == "extra_forbidden":
+        allowed = ", ".join(sorted(_schema_at(loc[:-1]).model_fields))
+        return f"unknown key '{key}' (allowed here: {allowed})"
+    where = f"key '{key}'" if loc else "top level"
+    if kind == "missing":
+        return f"{where} is required"
+    got = "null" if value is None else type(value).__name__
+    if kind.endswith(("_type", "_parsing")):
+        return f"{where} expects {_type_name(_schema_at(loc))}, got {got} {value!r}"
+    problem = error["msg"].replace("Input should", "must", 1)  # a range: "must be greater than 0"
+    return f"{where} {problem}, got {value!r}"
+
+
+def _first_non_json(value: Any, loc: _Location, path: frozenset[int] = frozenset()) -> str | None:
+    """Where a YAML value has no JSON form (a date, a set, binary, a self-reference)."""
+    if isinstance(value, dict | list):
+        if id(value) in path:
+            return f"key '{_dotted(loc)}' refers to itself"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            found = _first_non_json(v, (*loc, k), path | {id(value)})
+            if found:
+                return found
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return None
+    return f"key '{_dotted(loc)}' has a {type(value).__name__} value {value!r}; use a plain value"
+
+
+def _validate(data: Any, source: str, blame: dict[tuple[str, ...], str] | None = None) -> Config:
+    """Validate plain data as a Config; any problem is one ConfigError line.
+
+    `blame` maps override key paths to their `--set` text, so an error in an overridden value
+    names the override rather than the file it replaced a value of.
+    """
     try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{source}: '{prefix or cls.__name__}' is incomplete: {exc}") from exc
+        text = json.dumps(data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {_first_non_json(data, ()) or exc}") from exc
+    try:
+        return Config.model_validate_json(text)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        loc = tuple(first["loc"])
+        for keys, override in (blame or {}).items():
+            if loc[: len(keys)] == keys:
+                source = f"--set {override!r}"
+        others = len(errors) - 1
+        more = f" (and {others} more problem{'s' * (others > 1)})" if others else ""
+        raise ConfigError(f"{source}: {_describe(first)}{more}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML parser message (several lines, with context excerpts) as 'line L, column C: ...'."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return " ".join(f"{where}{getattr(exc, 'problem', None) or exc}".split())
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -273,22 +311,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML: {exc}") from exc
+        raise ConfigError(f"--set {text!r}: value is not valid YAML: {_yaml_problem(exc)}") from exc
     return key.strip().split("."), value
 
 
-def resolve_profile(path_or_name: str | Path) -> Path:
-    """Accept a file path or a profile name such as `cpu-demo`."""
+def resolve_profile(path_or_name: str | Path) -> Traversable:
+    """Accept a file path or the name of a shipped profile such as `cpu-demo`.
+
+    Shipped profiles are files of the `configs` package, found through importlib so that an
+    installed (not editable) distribution finds them too.
+    """
     path = Path(path_or_name)
     if path.exists():
         return path
-    candidate = CONFIG_DIR / f"{path_or_name}.yaml"
-    if candidate.exists():
+    shipped_dir = files("configs")
+    candidate = shipped_dir / f"{path_or_name}.yaml"
+    if candidate.is_file():
         return candidate
-    raise ConfigError(
-        f"{path}: config file not found (profiles in {CONFIG_DIR}: "
-        f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))})"
-    )
+    names = sorted(p.name for p in shipped_dir.iterdir() if p.name.endswith(".yaml"))
+    shipped = ", ".join(n.removesuffix(".yaml") for n in names)
+    raise ConfigError(f"{path}: config file not found (shipped profiles: {shipped})")
 
 
 def load_config(path_or_name: str | Path, overrides: Iterable[str] = ()) -> Config:
@@ -297,11 +339,12 @@ def load_config(path_or_name: str | Path, overrides: Iterable[str] = ()) -> Conf
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    blame = {}
     for text in overrides:
         keys, value = parse_override(text)
         node = data
@@ -310,9 +353,10 @@ def load_config(path_or_name: str | Path, overrides: Iterable[str] = ()) -> Conf
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {text!r}: '{k}' is not a section")
         node[keys[-1]] = value
-    return _build(Config, data, "", str(path))
+        blame[tuple(keys)] = text
+    return _validate(data, str(path), blame)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     """Validate a plain mapping (e.g. a config stored in a run record)."""
-    return _build(Config, data, "", source)
+    return _validate(data, source)

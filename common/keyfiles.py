@@ -3,31 +3,24 @@ the SuperNode authentication key pair."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from common.errors import FederationError
-from common.store import atomic_write_bytes
+from common.files import atomic_write_bytes
 
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret atomically with mode 0600; refuse to replace an existing one."""
     path = Path(path)
-    if path.exists():
-        raise FederationError(f"{path}: already exists; refusing to overwrite a private key")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.link(tmp, path)  # fails if `path` appeared meanwhile: never clobber a key
-    finally:
-        os.unlink(tmp)
+        atomic_write_bytes(path, data, 0o600, replace=False)
+    except FileExistsError as exc:
+        raise FederationError(
+            f"{path}: already exists; refusing to overwrite a private key"
+        ) from exc
 
 
 def generate_node_key(private_path: Path, public_path: Path) -> bool:

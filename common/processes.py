@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import FederationError
+
 BIN = Path(sys.executable).parent
 
 
@@ -93,3 +95,30 @@ def stop(processes: list[ManagedProcess], grace_s: float = 10.0) -> None:
             p.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def supervise(process: ManagedProcess, hint: str = "") -> None:
+    """Keep `process` running in the foreground until it exits, SIGTERM or Ctrl-C; then stop it.
+
+    This is what `busgen-server start` and `busgen-site join` do under systemd or Compose: a
+    SIGTERM (or Ctrl-C) is a clean shutdown of the whole process tree; the process exiting on its
+    own with a failure code raises FederationError naming `hint` (a likely cause) and the end of
+    its log, so the service manager sees the failure and the operator sees why.
+    """
+    stopping: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    try:
+        while process.alive() and not stopping:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        stopping.append(signal.SIGINT)
+    finally:
+        stop([process])
+        signal.signal(signal.SIGTERM, previous)
+    code = process.proc.returncode
+    if not stopping and code not in (0, -signal.SIGTERM):
+        cause = f" ({hint})" if hint else ""
+        raise FederationError(
+            f"{process.name} exited with code {code}{cause}; see {process.log_path}:\n"
+            f"{process.log_tail(5)}"
+        )

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from common.errors import DataError
+from common.files import atomic_write_bytes, atomic_write_json
 
 STORE_FORMAT = "busgen-store/1"
 PATHOLOGIES = ("normal", "benign", "malignant")
@@ -64,31 +65,6 @@ class ImageRecord:
         out = asdict(self)
         out["boxes"] = [list(b) for b in self.boxes]
         return out
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks (model weights and archives can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: object) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def is_holdout(patient: str, fraction: float) -> bool:

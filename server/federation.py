@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.config import Config
 from common.errors import ConfigError, FederationError
-from common.store import atomic_write_bytes
+from common.files import atomic_write_bytes
 from server import superlink as sl
 from server.provision import SiteRegistry, check_node_public_key
 from server.run_state import STATE_FILE, RunState

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common.errors import FederationError
+from common.files import atomic_write_bytes
 from common.keyfiles import write_private
-from common.store import atomic_write_bytes
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 

@@ -19,15 +19,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from common.errors import FederationError
-from common.store import atomic_write_bytes
+from common.files import atomic_write_bytes
 
 STATE_FILE = "run_state.json"
 
@@ -160,14 +158,7 @@ def save_checkpoint(
         {k: np.ascontiguousarray(v) for k, v in adapter.items()},
         metadata={"round": str(server_round), "content": "lora-adapter"},
     )
-    path = Path(state_dir) / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(Path(state_dir) / rel, data)
     return rel, hashlib.sha256(data).hexdigest()
 
 

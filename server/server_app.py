@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, Message
 from flwr.serverapp import Grid, ServerApp
 
 from common.config import config_from_dict
+from common.errors import FederationError
 from server.provision import SiteRegistry
 from server.run_state import RunState, load_checkpoint, save_checkpoint
 from server.strategy import QuorumError, Rejected, Update, aggregate_round
@@ -65,6 +67,23 @@ def wait_for_nodes(grid: Grid, needed: int, timeout_s: float) -> list[int]:
         time.sleep(2.0)
 
 
+def match_replies(
+    sent: dict[str, int], replies: Iterable[Message]
+) -> tuple[dict[int, Message], list[int]]:
+    """(replies by node id, nodes without a reply) for `sent`, message id -> destination node.
+
+    A reply is matched by the id of the message it answers, never by its sender: the error reply
+    the SuperLink writes for a dead node comes from node 1 (the SuperLink itself), and must count
+    against the dead node.
+    """
+    by_node: dict[int, Message] = {}
+    for reply in replies:
+        nid = sent.get(reply.metadata.reply_to_message_id)
+        if nid is not None and nid not in by_node:
+            by_node[nid] = reply
+    return by_node, [nid for nid in sent.values() if nid not in by_node]
+
+
 def send(
     grid: Grid,
     nodes: list[int],
@@ -75,8 +94,9 @@ def send(
 ) -> tuple[dict[int, Message], list[int]]:
     """Send one message per node; return (replies by node id, nodes that did not answer).
 
-    Replies are matched by the id of the message they answer, not by their sender: an error
-    reply the SuperLink writes for a dead node comes from node 1 (the SuperLink itself).
+    `Grid.send_and_receive` returns whatever replies arrived within `timeout_s`, without saying
+    which messages they answer or which went unanswered; the grid writes each message's id into
+    its metadata as it pushes it, which is what `match_replies` pairs them by.
     """
     messages = [
         Message(
@@ -87,15 +107,14 @@ def send(
         )
         for nid in nodes
     ]
-    node_of = dict(zip(grid.push_messages(messages), nodes))
-    replies: dict[int, Message] = {}
-    deadline = time.monotonic() + timeout_s
-    while len(replies) < len(node_of) and time.monotonic() < deadline:
-        waiting = [mid for mid, nid in node_of.items() if nid not in replies]
-        for reply in grid.pull_messages(waiting):
-            replies[node_of[reply.metadata.reply_to_message_id]] = reply
-        time.sleep(1.0)
-    return replies, [n for n in nodes if n not in replies]
+    replies = grid.send_and_receive(messages, timeout=timeout_s)
+    sent = {m.metadata.message_id: nid for m, nid in zip(messages, nodes, strict=True)}
+    if "" in sent or len(sent) != len(nodes):
+        raise FederationError(
+            f"{kind} round {config['server-round']}: the grid did not give every message its "
+            "own id, so replies cannot be matched to sites"
+        )
+    return match_replies(sent, replies)
 
 
 def site_name(names: dict[int, str], node_id: int) -> str:

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from common.errors import FederationError
+from common.files import atomic_write_bytes
 from common.flower_env import flower_env
 from common.processes import ManagedProcess, flwr_bin, spawn, with_venv_path
-from common.store import atomic_write_bytes
 from server.provision import CaDir
 
 CONNECTION = "busgen"

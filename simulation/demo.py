@@ -29,9 +29,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.config import Config, SiteSpec
+from common.config import Config, SimulatedSite
 from common.errors import FederationError
-from common.store import atomic_write_json
+from common.files import atomic_write_json
 from simulation.report import render_report
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def stage_sites(run: DemoRun) -> dict:
     from client.workdir import SiteDir
 
     sites = {}
-    for spec in run.cfg.data.sites:
+    for spec in run.cfg.simulation.sites:
         site = SiteDir(run.site_dir(spec.site_id))
         init_site(spec.site_id, site.root)
         pacs = pacs_export(run, spec)
@@ -126,7 +126,7 @@ def stage_sites(run: DemoRun) -> dict:
     return {"sites": sites}
 
 
-def pacs_export(run: DemoRun, spec: SiteSpec) -> Path:
+def pacs_export(run: DemoRun, spec: SimulatedSite) -> Path:
     """The hospital's simulated PACS export (DICOM with PHI + labels.csv), made once per run."""
     from simulation.phantom import write_pacs_export
 
@@ -165,8 +165,8 @@ def base_fingerprint(cfg: Config) -> str:
     parts = {
         "model": cfg.to_dict()["model"],
         "pretrain": cfg.to_dict()["pretrain"],
-        "patients": cfg.data.pretrain_patients,
-        "devices": list(cfg.data.pretrain_devices),
+        "patients": cfg.simulation.pretrain_patients,
+        "devices": list(cfg.simulation.pretrain_devices),
         "seed": cfg.seed,
     }
     return hashlib.sha256(canonical_json(parts)).hexdigest()[:16]
@@ -184,8 +184,8 @@ def stage_base(run: DemoRun) -> dict:
     if not (base_dir / HASH_FILE).exists():  # written last: the base is complete
         store = simulate_multi_device_store(
             cache / "pretrain-store",
-            run.cfg.data.pretrain_devices,
-            run.cfg.data.pretrain_patients,
+            run.cfg.simulation.pretrain_devices,
+            run.cfg.simulation.pretrain_patients,
             seed=run.cfg.seed,
             progress=True,
         )
@@ -206,7 +206,7 @@ def stage_federate(run: DemoRun, base_dir: Path) -> dict:
     from client.workdir import SiteDir
     from simulation.consortium import run_local_consortium
 
-    site_dirs = [run.site_dir(s.site_id) for s in run.cfg.data.sites]
+    site_dirs = [run.site_dir(s.site_id) for s in run.cfg.simulation.sites]
     # Default deny: each simulated operator approves the app version it is about to run, as a
     # hospital's IT would with `busgen-site approve` after reviewing a release.
     app_hash = installed_app_hash()
@@ -243,7 +243,7 @@ def stage_release(run: DemoRun, base_dir: Path, adapter: Path) -> dict:
     from client.workdir import SiteDir
 
     releases = {}
-    for i, spec in enumerate(run.cfg.data.sites):
+    for i, spec in enumerate(run.cfg.simulation.sites):
         site = SiteDir(run.site_dir(spec.site_id))
         console.print(f"{spec.site_id}: generating and auditing {run.cfg.release.n_images} images")
         releases[spec.site_id] = make_release(
@@ -267,7 +267,7 @@ def stage_publish(run: DemoRun) -> dict:
     trust = run.server / "trust.json"
     catalog = Catalog(run.catalog).ensure()
     published = {}
-    for spec in run.cfg.data.sites:
+    for spec in run.cfg.simulation.sites:
         site = SiteDir(run.site_dir(spec.site_id))
         add_trusted_key(trust, spec.site_id, site.signing_public_key)  # idempotent per key
         published[spec.site_id] = catalog.publish(site.release, trust)
@@ -279,8 +279,8 @@ def stage_evidence(run: DemoRun) -> dict:
     from client.workdir import SiteDir
     from common.evidence import run_evidence
 
-    stores = [SiteDir(run.site_dir(s.site_id)).store for s in run.cfg.data.sites]
-    releases = [SiteDir(run.site_dir(s.site_id)).release for s in run.cfg.data.sites]
+    stores = [SiteDir(run.site_dir(s.site_id)).store for s in run.cfg.simulation.sites]
+    releases = [SiteDir(run.site_dir(s.site_id)).release for s in run.cfg.simulation.sites]
     eps = run.cfg.dp.target_epsilon if run.cfg.dp.enabled else None
     synthetic = {f"federated-eps{eps:g}" if eps else "federated-nodp": (releases, eps)}
     results = run_evidence(run.evidence, stores, stores, synthetic, run.cfg)

@@ -1,4 +1,5 @@
-"""The release audit: runs the five checks on a candidate synthetic set and renders the report.
+"""The release audit: runs the privacy checks (DP statement, memorization, membership inference,
+PHI scan) and the quality section on a candidate synthetic set, and renders the report.
 
 `run_audit` is data first: it returns the public audit as a JSON-ready dict (aggregates only:
 no real image, no per-patient value), the public HTML rendered from that dict, the site-private
@@ -14,7 +15,6 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import torch
 
@@ -23,8 +23,11 @@ from client.audit.dp_statement import dp_section
 from client.audit.membership import membership_attack
 from client.audit.memorization import METRICS, audit_memorization
 from client.audit.phi import phi_scan
-from client.audit.utility import utility_summary
+from client.audit.quality import quality_summary
 from common.config import ModelConfig
+from common.files import atomic_write_bytes
+from common.reports import render
+from common.reports.figures import image_png_base64
 from common.store import ImageRecord, Store
 
 AUDIT_FORMAT = "busgen-audit/1"
@@ -41,16 +44,6 @@ class AuditResult:
     html: str  # public page (self-contained)
     private_html: str  # SITE-PRIVATE page with real training images
     keep: np.ndarray  # bool [N]: candidates that pass memorization and text checks
-
-
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("client.audit", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-    )
-    env.globals["pct"] = lambda v: "n/a" if v is None else f"{100 * float(v):.3g} %"
-    return env
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -110,7 +103,7 @@ def run_audit(
         else {"skipped": "no model given"}
     )
     kept_rows = [r for r, k in zip(rows, keep) if k]
-    utility = utility_summary(
+    quality = quality_summary(
         synthetic[keep], kept_rows, np.concatenate([train_u8, hold_u8]), seed=seed
     )
 
@@ -136,17 +129,17 @@ def run_audit(
             "mia_tpr_at_1pct": (patient.get("tpr_at_fpr") or {}).get("0.01"),
             # Images with text are removed; files and rows must be clean as they stand.
             "phi_passed": not (phi["png_metadata_findings"] or phi["metadata_row_findings"]),
-            "fd_metric": utility.get("fd_metric"),
-            "fd": utility.get("fd"),
+            "fd_metric": quality.get("fd_metric"),
+            "fd": quality.get("fd"),
         },
         "dp": dp,
         "memorization": mem.public(),
         "mia": mia,
         "phi": phi,
-        "utility": utility,
+        "quality": quality,
     }
     figures = _figures(audit, mem, synthetic[keep] if keep.any() else synthetic)
-    html = _env().get_template("audit.html.j2").render(a=audit, figures=figures)
+    html = render("audit.html.j2", a=audit, figures=figures)
     private = _private_html(mem, synthetic, train_u8, train, context, audit["context"]["created"])
     return AuditResult(audit=audit, html=html, private_html=private, keep=keep)
 
@@ -193,8 +186,8 @@ def _private_html(
         pairs.append(
             {
                 "index": int(i),
-                "synthetic": plots.png_uri(synthetic[i]),
-                "train": plots.png_uri(train_u8[j]),
+                "synthetic": image_png_base64(synthetic[i]),
+                "train": image_png_base64(train_u8[j]),
                 "train_id": train[j].image_id,
                 "l2": float(mem.synthetic.l2[i]),
                 "ssim": float(mem.synthetic.ssim[i]),
@@ -202,24 +195,19 @@ def _private_html(
                 "flagged": bool(mem.flagged[i]),
             }
         )
-    return (
-        _env()
-        .get_template("private.html.j2")
-        .render(
-            site_id=context.get("site_id", ""),
-            created=created,
-            thresholds=mem.thresholds,
-            rule=mem.public()["rule"],
-            pairs=pairs,
-            metrics=METRICS,
-        )
+    return render(
+        "audit_private.html.j2",
+        site_id=context.get("site_id", ""),
+        created=created,
+        thresholds=mem.thresholds,
+        rule=mem.public()["rule"],
+        pairs=pairs,
+        metrics=METRICS,
     )
 
 
 def write_private_report(private_dir: Path, html: str, stamp: str) -> Path:
     """Write the site-private review page under `SiteDir.private` (never part of a bundle)."""
-    from common.store import atomic_write_bytes
-
     path = Path(private_dir) / "audit" / f"memorization-review-{stamp}.html"
     atomic_write_bytes(path, html.encode())
     return path

@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from common.config import ModelConfig
+from common.evidence.metrics import auc, roc_points, tpr_at_fpr
 from common.model import class_labels, training_scheduler
 from common.store import ImageRecord, Store
 
@@ -89,38 +90,15 @@ def loss_per_timestep(
     return out
 
 
-def roc_curve(
-    member_scores: np.ndarray, nonmember_scores: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(fpr, tpr) over all thresholds, higher score = "member"; starts at (0,0), ends at (1,1)."""
-    scores = np.concatenate([member_scores, nonmember_scores])
-    truth = np.concatenate([np.ones(len(member_scores)), np.zeros(len(nonmember_scores))])
-    order = np.argsort(-scores, kind="mergesort")
-    scores, truth = scores[order], truth[order]
-    last_of_tie = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]
-    tp = np.cumsum(truth)[last_of_tie]
-    fp = np.cumsum(1 - truth)[last_of_tie]
-    tpr = np.r_[0.0, tp / max(1, len(member_scores))]
-    fpr = np.r_[0.0, fp / max(1, len(nonmember_scores))]
-    return fpr, tpr
-
-
-def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    return float(np.trapezoid(tpr, fpr))
-
-
-def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
-    """Best TPR among thresholds whose FPR does not exceed `target`."""
-    ok = fpr <= target + 1e-12
-    return float(tpr[ok].max()) if ok.any() else 0.0
-
-
 def _attack_summary(members: np.ndarray, nonmembers: np.ndarray) -> dict:
-    fpr, tpr = roc_curve(members, nonmembers)
+    """The attack as a classifier: higher score = "member"; its ROC curve and AUC."""
+    labels = np.r_[np.ones(len(members), int), np.zeros(len(nonmembers), int)]
+    scores = np.r_[members, nonmembers]
+    fpr, tpr = roc_points(labels, scores)
     return {
         "n_members": int(len(members)),
         "n_nonmembers": int(len(nonmembers)),
-        "auc": auc(fpr, tpr),
+        "auc": auc(labels, scores),
         "tpr_at_fpr": {f"{f:g}": tpr_at_fpr(fpr, tpr, f) for f in REPORT_FPRS},
         "min_measurable_fpr": 1.0 / max(1, len(nonmembers)),
         "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},

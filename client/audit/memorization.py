@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from client.audit.features import random_cnn_features
+from common.quality.features import blur_cnn_extractor
 
 CATCH_RATE = 0.95
 MAX_HOLDOUT_FALSE_FLAGS = 0.10
@@ -75,10 +75,15 @@ class ReferenceSet:
         h, w = train.shape[1:]
         self.max_shift = default_shift(h, w) if max_shift is None else max_shift
         self.candidates = candidates
-        feats = torch.from_numpy(random_cnn_features(self.images.numpy()))
+        self.embed = blur_cnn_extractor(grid=4)
+        feats = self._features(self.images.numpy())
         # Centre on the training mean: raw ReLU features all point the same way.
         self.feat_mean = feats.mean(0, keepdim=True)
         self.feats = F.normalize(feats - self.feat_mean, dim=1)
+
+    def _features(self, images: np.ndarray) -> torch.Tensor:
+        """CNN embeddings, in float32 like the images they are compared with."""
+        return torch.from_numpy(self.embed.extract(images)).float()
 
     def nearest(self, queries: np.ndarray) -> Nearest:
         """Nearest training image of each query ([N,H,W] in [0,1]) under each metric."""
@@ -93,7 +98,7 @@ class ReferenceSet:
         l2, shift = _aligned_l2(q, self.images, self.max_shift)
         l2_val, l2_idx = l2.min(1)
 
-        qf = F.normalize(torch.from_numpy(random_cnn_features(q.numpy())) - self.feat_mean, dim=1)
+        qf = F.normalize(self._features(q.numpy()) - self.feat_mean, dim=1)
         cos = qf @ self.feats.T
         cos_val, cos_idx = cos.max(1)
 
@@ -284,8 +289,8 @@ class MemorizationResult:
         rate = lambda f: float(f.mean()) if len(f) else None  # noqa: E731
         return {
             "method": "nearest training image (train + mirrored): normalised L2 at the best shift "
-            "up to a few pixels, SSIM at that alignment, cosine of fixed-seed "
-            "random-CNN features",
+            "up to a few pixels, SSIM at that alignment, cosine of BlurCNN features (a "
+            "fixed-seed random CNN on blurred, standardised images)",
             "catch_rate_target": CATCH_RATE,
             "thresholds": self.thresholds,
             "rule": f"flag if any of {', '.join(self.rule)} crosses its threshold",

@@ -1,43 +1,17 @@
-"""Figures for the audit pages, returned as base64 PNG data URIs (the pages are self-contained)."""
+"""Figures for the audit pages, returned as base64 PNG (the pages are self-contained)."""
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-
-def _figure(width: float = 5.0, height: float = 3.4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    return plt, plt.figure(figsize=(width, height), dpi=100)
-
-
-def _data_uri(plt, fig) -> str:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def png_uri(image: np.ndarray) -> str:
-    """One uint8 image as a PNG data URI."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+from common.reports.figures import figure, figure_png_base64, image_png_base64
 
 
 def image_grid(images: Sequence[np.ndarray], cols: int = 8, scale: int = 2) -> str:
-    """A grid of uint8 images (all one size) as a PNG data URI."""
+    """A grid of uint8 images (all one size), pixel for pixel (no resampling by a plot)."""
     images = [np.asarray(i, np.uint8) for i in images]
     h, w = images[0].shape
     rows = math.ceil(len(images) / cols)
@@ -45,13 +19,12 @@ def image_grid(images: Sequence[np.ndarray], cols: int = 8, scale: int = 2) -> s
     for k, img in enumerate(images):
         r, c = divmod(k, cols)
         grid[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = img
-    return png_uri(np.kron(grid, np.ones((scale, scale), np.uint8)))
+    return image_png_base64(np.kron(grid, np.ones((scale, scale), np.uint8)))
 
 
 def distance_histograms(groups: dict[str, np.ndarray], threshold: float, metric: str) -> str:
     """Overlaid histograms of nearest-training-image values with the copy threshold."""
-    plt, fig = _figure()
-    ax = fig.add_subplot(111)
+    fig, ax = figure(5.0, 3.4)
     values = [v for v in groups.values() if len(v)]
     lo, hi = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
     bins = np.linspace(min(lo, threshold), max(hi, threshold), 40)
@@ -63,8 +36,8 @@ def distance_histograms(groups: dict[str, np.ndarray], threshold: float, metric:
     ax.axvline(threshold, color="red", linestyle="--", label="copy threshold")
     ax.set_xlabel(f"{metric} to nearest training image")
     ax.set_ylabel("density")
-    ax.legend(fontsize=7)
-    return _data_uri(plt, fig)
+    ax.legend()
+    return figure_png_base64(fig)
 
 
 def roc_loglog(
@@ -73,8 +46,7 @@ def roc_loglog(
     delta: float | None,
 ) -> str:
     """Log-log ROC curves of the attack, the chance line and the DP ceiling."""
-    plt, fig = _figure(4.6, 4.0)
-    ax = fig.add_subplot(111)
+    fig, ax = figure(4.6, 4.0)
     floor = 1e-4
     grid = np.logspace(-4, 0, 200)
     ax.plot(grid, grid, color="grey", linestyle=":", label="chance")
@@ -95,5 +67,5 @@ def roc_loglog(
     ax.set_ylim(floor, 1.05)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.legend(fontsize=7, loc="lower right")
-    return _data_uri(plt, fig)
+    ax.legend(loc="lower right")
+    return figure_png_base64(fig)

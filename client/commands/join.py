@@ -1,12 +1,8 @@
 """`busgen-site join`: run the site's SuperNode (outbound connection only) until stopped."""
 
-import signal
-import time
 from pathlib import Path
 
 import click
-
-from common.errors import FederationError
 
 
 @click.command("join")
@@ -38,25 +34,11 @@ def join_cmd(
 ) -> None:
     """Connect to the consortium and serve training rounds."""
     from client.supernode import start_supernode
-    from common.processes import stop
+    from common.processes import supervise
 
     node = start_supernode(workdir, superlink, ca_cert, runtime_port, base_dir)
     click.echo(f"SuperNode running (pid {node.proc.pid}); log {node.log_path}")
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    try:
-        while node.alive() and not stopping:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop([node])
-    if not stopping and node.proc.returncode not in (0, None, -15):
-        raise FederationError(
-            f"SuperNode exited with code {node.proc.returncode} (refused "
-            f"by the SuperLink? key not registered?); see {node.log_path}:\n"
-            f"{node.log_tail(5)}"
-        )
+    supervise(node, hint="refused by the SuperLink? key not registered?")
 
 
 commands = [join_cmd]

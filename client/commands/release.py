@@ -68,8 +68,8 @@ def release(
     config_path: str,
     overrides: tuple[str, ...],
 ) -> None:
-    """Generate N images, audit them (memorization, membership inference, PHI, DP statement,
-    utility), drop flagged images and write a signed bundle to OUT."""
+    """Generate N images, audit them (memorization, membership inference, PHI, DP statement)
+    and measure their quality, drop flagged images and write a signed bundle to OUT."""
     import torch
     from rich.progress import Progress
 

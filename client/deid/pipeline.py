@@ -25,6 +25,7 @@ from client.deid.header import HeaderContext, MalformedInput, check_vrs, clean_d
 from client.deid.keys import Pseudonymizer
 from client.deid.pixels import CleanPixels, clean_pixels, write_pixels
 from client.deid.profile import METHOD_CODES, PROFILE_NAME
+from common.files import atomic_write_bytes
 
 IMPLEMENTATION_CLASS_UID = "2.25.208154839263712419486312546512003477921"
 IMPLEMENTATION_VERSION = "BUSGEN_FED_1"
@@ -66,14 +67,12 @@ class DeidResult:
 
 
 def write_output(path: Path, data: bytes) -> None:
-    """Temp file + rename, so a crash never leaves a half-written file that looks complete.
+    """Atomic, so a crash never leaves a half-written file that looks complete.
 
-    No fsync per file (it would dominate the run time); the report, written last, is synced.
+    Not durable (no fsync per file: it would dominate the run time); the report, written last,
+    is synced.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, durable=False)
 
 
 def _short(uid: str) -> str:

@@ -20,7 +20,6 @@ What leaves the site with the result, and why each is safe:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import secrets
@@ -34,8 +33,9 @@ from client.ledger import JobPlan, PrivacyLedger
 from client.train.data import PatientDataset
 from client.train.dp import DPSettings, train_on_tensors
 from client.workdir import SiteDir
-from common.config import Config
+from common.config import Config, config_from_dict
 from common.errors import DataError, PolicyError
+from common.files import atomic_write_bytes
 from common.model.lora import adapter_state, inject_lora, load_adapter
 from common.privacy import (
     PrivacyStatement,
@@ -100,13 +100,11 @@ def _state_sha256(state: dict[str, torch.Tensor]) -> str:
 
 
 def save_adapter(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write an adapter as safetensors via a temporary file and rename (never half-written)."""
-    from safetensors.torch import save_file
+    """Write an adapter as safetensors, atomically (a crashed round never leaves half a file)."""
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    data = save({k: v.contiguous() for k, v in state.items()}, metadata=metadata)
+    atomic_write_bytes(path, data)
 
 
 def train_adapters(
@@ -215,10 +213,13 @@ def train_adapters(
 
 
 def standalone_config(cfg: Config, target_epsilon: float | None, steps: int | None) -> Config:
-    """The config of a one-round local job (for `busgen-site train`)."""
-    dp = cfg.dp
-    if target_epsilon is not None:
-        dp = dataclasses.replace(dp, target_epsilon=target_epsilon)
-    if steps is not None:
-        dp = dataclasses.replace(dp, local_steps=steps)
-    return dataclasses.replace(cfg, dp=dp, federation=dataclasses.replace(cfg.federation, rounds=1))
+    """The config of a one-round local job (for `busgen-site train`).
+
+    The command-line values are validated like profile values (a NaN or infinite epsilon is
+    refused), which copying the config with updated fields would skip.
+    """
+    data = cfg.to_dict()
+    options = {"target_epsilon": target_epsilon, "local_steps": steps}
+    data["dp"].update({k: v for k, v in options.items() if v is not None})
+    data["federation"]["rounds"] = 1
+    return config_from_dict(data, source="busgen-site train --epsilon/--steps")

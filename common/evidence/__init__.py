@@ -9,13 +9,12 @@ end, so an interrupted run never leaves a report that looks complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from common.config import Config
 from common.evidence.protocol import run_evidence_protocol
 from common.evidence.report import render_html, write_plots
+from common.files import staged_directory
 
 
 def run_evidence(
@@ -37,51 +36,36 @@ def run_evidence(
     the first) is the headline one. `seeds` default to `cfg.seed + k` for k < `evidence.seeds`.
     `note` is printed at the top of the report (e.g. what the synthetic sets really are).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    out_dir = Path(out_dir)
-    work = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.evidence.threads)
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not show_progress,
-        ) as progress:
-            results = run_evidence_protocol(
-                real_train_stores,
-                test_stores,
-                synthetic_sets,
-                cfg,
-                seeds=seeds,
-                full_grid=full_grid,
-                progress=progress,
-            )
-        results["note"] = note
-        plots = write_plots(results, work)
-        results["plots"] = {name: p.name for name, p in plots.items()}
-        (work / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        (work / "report.html").write_text(render_html(results, plots), encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        with staged_directory(Path(out_dir)) as work:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                disable=not show_progress,
+            ) as progress:
+                results = run_evidence_protocol(
+                    real_train_stores,
+                    test_stores,
+                    synthetic_sets,
+                    cfg,
+                    seeds=seeds,
+                    full_grid=full_grid,
+                    progress=progress,
+                )
+            results["note"] = note
+            plots = write_plots(results, work)
+            results["plots"] = {name: p.name for name, p in plots.items()}
+            (work / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+            (work / "report.html").write_text(render_html(results, plots), encoding="utf-8")
     finally:
         torch.set_num_threads(threads)
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out_dir, old)
-        os.replace(work, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.replace(work, out_dir)
     return results
 
 

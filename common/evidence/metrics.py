@@ -1,5 +1,6 @@
-"""Diagnostic metrics for the evidence protocol: AUC, sensitivity at fixed specificity, ROC
-points, and bootstrap intervals that resample patients rather than images.
+"""Diagnostic metrics for the evidence protocol (and the audit's membership attack): AUC and ROC
+points from scikit-learn, sensitivity at fixed specificity, and bootstrap intervals that
+resample patients rather than images.
 
 Images of one patient are correlated (several views of the same lesion), so resampling images
 would give intervals that are too narrow; the bootstrap here draws whole patients.
@@ -7,14 +8,18 @@ would give intervals that are too narrow; the bootstrap here draws whole patient
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from common.errors import DataError
 
+CurveMetric = Callable[[np.ndarray, np.ndarray], float]
+"""A figure read off a ROC curve: (false-positive rates, true-positive rates) -> value."""
 
-def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+
+def _check(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels).astype(int).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if labels.shape != scores.shape:
@@ -26,67 +31,63 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return labels, scores
 
 
-def _midranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks where tied values share the mean of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_vals = values[order]
-    # Start index of each run of equal values, and the run each element belongs to.
-    starts = np.flatnonzero(np.r_[True, sorted_vals[1:] != sorted_vals[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    run_rank = (starts + ends + 1) / 2.0
-    ranks = np.empty(len(values))
-    ranks[order] = np.repeat(run_rank, ends - starts)
-    return ranks
-
-
 def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Area under the ROC curve via the Mann-Whitney statistic (ties count one half)."""
-    labels, scores = _check(np.asarray(labels), np.asarray(scores))
-    n_pos = labels.sum()
-    n_neg = labels.size - n_pos
-    rank_sum = _midranks(scores)[labels == 1].sum()
-    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    """Area under the ROC curve (tied scores count one half), by scikit-learn."""
+    labels, scores = _check(labels, scores)
+    return float(roc_auc_score(labels, scores))
 
 
 def roc_points(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(false-positive rate, true-positive rate) at every distinct threshold, from (0,0) to (1,1)."""
-    labels, scores = _check(np.asarray(labels), np.asarray(scores))
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    last_of_tie = np.r_[s[1:] != s[:-1], True]
-    tp = np.cumsum(y)[last_of_tie]
-    fp = np.cumsum(1 - y)[last_of_tie]
-    return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
+    """(false-positive rate, true-positive rate) at every distinct threshold, from (0,0) to (1,1).
+
+    Every threshold is kept (scikit-learn's `drop_intermediate=False`): callers read operating
+    points off the curve, and a dropped point could be the one that meets their FPR bound.
+    """
+    labels, scores = _check(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return fpr, tpr
+
+
+def curve_auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Area under a ROC curve by trapezoids (scikit-learn's `auc`, without its input checks)."""
+    return float(np.trapezoid(tpr, fpr))
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float) -> float:
+    """Best TPR among the curve's operating points whose FPR is at most `max_fpr`.
+
+    A threshold is a real operating point (no interpolation between ROC points), the way a
+    clinician would set it on a validation set or an attacker would pick one.
+    """
+    ok = np.asarray(fpr) <= max_fpr + 1e-12
+    return float(np.asarray(tpr)[ok].max()) if ok.any() else 0.0
 
 
 def sensitivity_at_specificity(
     labels: Sequence[int], scores: Sequence[float], specificity: float = 0.9
 ) -> float:
-    """Best sensitivity over thresholds whose specificity is at least `specificity`.
-
-    A threshold is a real operating point (no interpolation between ROC points), the way a
-    clinician would set it on a validation set.
-    """
+    """Best sensitivity over thresholds whose specificity is at least `specificity`."""
     fpr, tpr = roc_points(labels, scores)
-    ok = fpr <= 1.0 - specificity + 1e-12
-    return float(tpr[ok].max())
+    return tpr_at_fpr(fpr, tpr, 1.0 - specificity)
 
 
 def bootstrap_ci(
     labels: Sequence[int],
     scores: Sequence[float],
     patients: Sequence[str],
-    metric: Callable[[np.ndarray, np.ndarray], float],
+    metrics: Mapping[str, CurveMetric],
     n_boot: int,
     seed: int,
     level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile interval of `metric` over bootstrap resamples of whole patients.
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of ROC-curve metrics over bootstrap resamples of whole patients.
 
     `scores` is [N], or [S,N] for S classifiers (seeds) scored on the same images: then each
-    resample's value is the mean of `metric` over the S rows, so the interval is that of the
+    resample's value is the mean of a metric over the S rows, so the interval is that of the
     seed-averaged metric. A resample that happens to contain a single class is drawn again (it
-    has no AUC); the generator is seeded, so intervals are reproducible.
+    has no ROC curve); the generator is seeded, so intervals are reproducible. Each resample's
+    curve is computed once and every metric is read off it: the curve is the costly part
+    (scikit-learn checks its inputs on every call), and there are n_boot x S of them.
     """
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     labels = np.asarray(labels)
@@ -99,9 +100,9 @@ def bootstrap_ci(
     uniq, inverse = np.unique(patients, return_inverse=True)
     members = [np.flatnonzero(inverse == k) for k in range(len(uniq))]
     rng = np.random.default_rng(seed)
-    values: list[float] = []
-    attempts = 0
-    while len(values) < n_boot:
+    values: dict[str, list[float]] = {name: [] for name in metrics}
+    drawn = attempts = 0
+    while drawn < n_boot:
         attempts += 1
         if attempts > 20 * n_boot + 100:
             raise DataError(
@@ -113,7 +114,13 @@ def bootstrap_ci(
         y = labels[idx]
         if y.min() == y.max():
             continue
-        values.append(float(np.mean([metric(y, row[idx]) for row in scores])))
+        curves = [roc_points(y, row[idx]) for row in scores]
+        for name, metric in metrics.items():
+            values[name].append(float(np.mean([metric(fpr, tpr) for fpr, tpr in curves])))
+        drawn += 1
     alpha = (1.0 - level) / 2
-    lo, hi = np.quantile(values, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    out = {}
+    for name, vals in values.items():
+        lo, hi = np.quantile(vals, [alpha, 1 - alpha])
+        out[name] = (float(lo), float(hi))
+    return out

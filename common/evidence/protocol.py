@@ -36,7 +36,14 @@ from common.evidence.data import (
     load_synthetic,
     stratified_subset,
 )
-from common.evidence.metrics import auc, bootstrap_ci, roc_points, sensitivity_at_specificity
+from common.evidence.metrics import (
+    auc,
+    bootstrap_ci,
+    curve_auc,
+    roc_points,
+    sensitivity_at_specificity,
+    tpr_at_fpr,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +75,22 @@ def _eps_json(epsilon: float | None) -> float | str:
 
 def _summary(scores: np.ndarray, test: LabelledSet, n_boot: int, seed: int, spec: float) -> dict:
     """Seed-averaged AUC and sensitivity@spec with patient-bootstrap intervals."""
-
-    def sens(y, s):
-        return sensitivity_at_specificity(y, s, spec)
-
     aucs = [auc(test.labels, row) for row in scores]
-    senss = [sens(test.labels, row) for row in scores]
+    senss = [sensitivity_at_specificity(test.labels, row, spec) for row in scores]
+    ci = bootstrap_ci(
+        test.labels,
+        scores,
+        test.patients,
+        {"auc": curve_auc, "sens": lambda fpr, tpr: tpr_at_fpr(fpr, tpr, 1.0 - spec)},
+        n_boot,
+        seed,
+    )
     return {
         "auc": float(np.mean(aucs)),
-        "auc_ci": list(bootstrap_ci(test.labels, scores, test.patients, auc, n_boot, seed)),
+        "auc_ci": list(ci["auc"]),
         "auc_per_seed": [float(a) for a in aucs],
         "sens_at_spec": float(np.mean(senss)),
-        "sens_at_spec_ci": list(
-            bootstrap_ci(test.labels, scores, test.patients, sens, n_boot, seed)
-        ),
+        "sens_at_spec_ci": list(ci["sens"]),
         "test": test.counts(),
     }
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import DataError
-from common.store import ImageRecord, atomic_write_json
+from common.files import atomic_write_json
+from common.store import ImageRecord
 
 LESION_CLASSES = ("benign", "malignant")
 SIZE_EDGES = (0.0, 0.08, 0.15, 0.25, 0.4, 1.0)  # box width or height, as a fraction of the image

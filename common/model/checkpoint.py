@@ -14,7 +14,6 @@ interrupted mid-write never verifies.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -27,8 +26,8 @@ from diffusers import UNet2DModel
 
 from common.config import ModelConfig, config_from_dict
 from common.errors import VerificationError
+from common.files import atomic_write_json, sha256_file
 from common.model.unet import PATHOLOGY_AXIS, num_labels
-from common.store import atomic_write_json, sha256_file
 
 META_FILE = "busgen_model.json"
 HASH_FILE = "busgen_hash.json"
@@ -57,7 +56,7 @@ def save_base(
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": META_FORMAT,
-        "model": dataclasses.asdict(model_cfg),
+        "model": model_cfg.model_dump(),
         "devices": list(model_cfg.devices),
         "labels": {
             "pathology_axis": list(PATHOLOGY_AXIS),

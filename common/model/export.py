@@ -7,9 +7,6 @@ interrupted run never leaves something that looks like a complete output.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from PIL import Image
 
 from common.config import Config, ModelConfig
 from common.errors import DataError
+from common.files import staged_directory
 from common.model.box_prior import BoxPrior
 from common.model.sampling import generate
 from common.store import PATHOLOGIES
@@ -74,9 +72,7 @@ def generate_to_dir(
         box_prior=box_prior,
         progress=progress,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
+    with staged_directory(out) as tmp:  # replaces `out` only when it is empty (checked above)
         (tmp / "images").mkdir()
         rows = []
         for i, row in enumerate(batch.rows()):
@@ -86,12 +82,6 @@ def generate_to_dir(
         (tmp / "metadata.jsonl").write_text(
             "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
         )
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     counts = {p: paths.count(p) for p in sorted(set(paths))}
     return {
         "out": str(out),

@@ -17,10 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 
 from common.config import Config
 from common.errors import ConfigError, DataError
+from common.files import atomic_writer
 from common.model.box_prior import BoxPrior
 from common.model.checkpoint import compute_device, save_base
 from common.model.unet import (
@@ -81,11 +81,11 @@ class PretrainResult:
 
 def _fingerprint(cfg: Config, records: list[ImageRecord]) -> str:
     """What must not change between a run and its resume: model, training recipe, seed, data."""
-    pre = asdict(cfg.pretrain)
+    pre = cfg.pretrain.model_dump()
     pre.pop("checkpoint_every")
     text = json.dumps(
         {
-            "model": asdict(cfg.model),
+            "model": cfg.model.model_dump(),
             "pretrain": pre,
             "seed": cfg.seed,
             "data": [r.image_id for r in records],
@@ -97,10 +97,9 @@ def _fingerprint(cfg: Config, records: list[ImageRecord]) -> str:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Streamed to an atomic writer: the state can be large, so it is never held as bytes."""
+    with atomic_writer(path) as fh:
+        torch.save(state, fh)
 
 
 def load_training_data(
@@ -292,10 +291,10 @@ def pretrain(
                 "seed": cfg.seed,
                 "n_images": len(records),
                 "n_patients": len({r.patient for r in records}),
-                "pretrain": asdict(pc),
+                "pretrain": pc.model_dump(),
             },
             "box_prior": prior.to_json(),
-            "sampling": asdict(cfg.sampling),
+            "sampling": cfg.sampling.model_dump(),
         },
     )
     log.info("base model written to %s (content hash %s)", out, digest)

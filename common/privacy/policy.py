@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from common.errors import ConfigError, PolicyError
-from common.store import atomic_write_bytes
+from common.files import atomic_write_bytes
 
 
 @dataclass(frozen=True)

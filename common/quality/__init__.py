@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.quality.features import FeatureExtractor, efflite0_extractor, random_cnn_extractor
+from common.quality.features import (
+    FeatureExtractor,
+    blur_cnn_extractor,
+    efflite0_extractor,
+    random_cnn_extractor,
+)
 from common.quality.metrics import (
     bootstrap_interval,
     compare_features,
@@ -64,6 +69,7 @@ def quality_report(
 
 __all__ = [
     "FeatureExtractor",
+    "blur_cnn_extractor",
     "bootstrap_interval",
     "compare_features",
     "default_extractors",

@@ -23,9 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
-import tempfile
 import time
 from io import BytesIO
 from pathlib import Path, PurePosixPath
@@ -37,6 +35,7 @@ from PIL import Image
 
 from common.chainlog import canonical_json
 from common.errors import DataError, VerificationError
+from common.files import sha256_file, staged_directory
 from common.release.signing import (
     key_id,
     load_trust,
@@ -44,7 +43,6 @@ from common.release.signing import (
     trusted_public_key,
     verify_signature,
 )
-from common.store import sha256_file
 
 BUNDLE_FORMAT = "busgen-release-v1"
 MANIFEST = "manifest.json"
@@ -129,9 +127,7 @@ def write_bundle(
     if out_dir.exists() and not replace:
         raise DataError(f"{out_dir}: already exists; releases are immutable (choose a new --out)")
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
-    try:
+    with staged_directory(out_dir) as tmp:
         (tmp / "train").mkdir()
         width = max(5, len(str(len(images) - 1)))
         lines = []
@@ -162,17 +158,6 @@ def write_bundle(
         (tmp / MANIFEST).write_bytes(canonical_json(manifest))
         (tmp / SIGNATURE).write_bytes(sign_manifest(signing_key, manifest))
         os.chmod(tmp, 0o755)
-
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, old / "bundle")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

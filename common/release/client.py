@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 import httpx
 
 from common.errors import BusgenError, DataError, VerificationError
+from common.files import sha256_file
 from common.release.bundle import valid_release_id, verify_bundle
-from common.store import sha256_file
 
 
 class CatalogError(BusgenError):

@@ -18,9 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,23 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from common.chainlog import canonical_json
 from common.errors import DataError, VerificationError
+from common.files import atomic_write_bytes, atomic_write_json
 
 DOMAIN = b"busgen-release-v1\n"
 TRUST_FORMAT = "busgen-trust-v1"
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write via temp + rename with `mode` set before any byte lands (0600 for secrets)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def generate_signing_key(
@@ -74,9 +59,9 @@ def generate_signing_key(
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    _write_file(passphrase_path, passphrase + b"\n", 0o600)
-    _write_file(private_path, pem, 0o600)
-    _write_file(public_path, public_pem(key.public_key()), 0o644)
+    atomic_write_bytes(passphrase_path, passphrase + b"\n", 0o600)
+    atomic_write_bytes(private_path, pem, 0o600)
+    atomic_write_bytes(public_path, public_pem(key.public_key()), 0o644)
     return key
 
 
@@ -181,7 +166,7 @@ def load_trust(path: Path) -> dict[str, Any]:
 
 
 def _save_trust(path: Path, trust: dict) -> None:
-    _write_file(Path(path), json.dumps(trust, indent=2, sort_keys=True).encode() + b"\n", 0o644)
+    atomic_write_json(Path(path), trust, 0o644)
 
 
 def add_trusted_key(trust_path: Path, site_id: str, public_key: Ed25519PublicKey | Path) -> str:

@@ -17,7 +17,6 @@ release: a new bundle of the same data set becomes the next version.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import re
@@ -25,13 +24,12 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from common.chainlog import ChainLog
 from common.errors import DataError, VerificationError
-from common.release.bundle import audit_summary, sha256_file, valid_release_id, verify_bundle
+from common.files import atomic_write_bytes, locked, sha256_file
+from common.release.bundle import audit_summary, valid_release_id, verify_bundle
 from server.catalog.terms import DEFAULT_TERMS
 
 
@@ -116,15 +114,6 @@ class Catalog:
     def card(self, entry: dict) -> str:
         return (self.release_dir(entry) / "bundle" / "README.md").read_text(encoding="utf-8")
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        with open(self.root / ".publish.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def publish(self, bundle_dir: Path, trust_file: Path) -> dict:
         """Verify a site's bundle and add it as the next version of its data set.
 
@@ -134,7 +123,7 @@ class Catalog:
         """
         bundle_dir = Path(bundle_dir)
         self.ensure()
-        with self._lock():
+        with locked(self.root / ".publish.lock"):
             try:
                 verify_bundle(bundle_dir, trust_file)
                 entry = self._add(bundle_dir, Path(trust_file))
@@ -204,9 +193,7 @@ class Catalog:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         # Researchers may fetch the trust file the catalog checks against (or pin their own).
-        tmp = self.root / ".trust.json.tmp"
-        shutil.copyfile(trust_file, tmp)
-        tmp.replace(self.trust_file)
+        atomic_write_bytes(self.trust_file, trust_file.read_bytes())
         return entry
 
 

@@ -8,17 +8,15 @@ takes effect on the next request without a restart.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import time
 from pathlib import Path
 
 from common.errors import DataError
+from common.files import atomic_write_json, locked
 
 PREFIX = "bgr"
 
@@ -44,22 +42,12 @@ class TokenStore:
             self._cache = (stamp, json.loads(self.path.read_text()))
         return self._cache[1]
 
-    def _write(self, data: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens.")
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
-
     def _locked_update(self, change) -> object:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.path.with_suffix(".lock")):
             self._cache = None
             data = self._read()
             result = change(data)
-            self._write(data)
+            atomic_write_json(self.path, data, mode=0o600)
             return result
 
     def add(self, researcher: str) -> tuple[str, str]:

@@ -6,8 +6,6 @@ a reverse proxy that forwards `/v1/fleet/*` only (deploy/superlink-proxy.md).
 """
 
 import ipaddress
-import signal
-import time
 from pathlib import Path
 
 import click
@@ -39,7 +37,7 @@ from common.errors import FederationError
 @click.option("--port", default=9093, show_default=True, type=int)
 def start_cmd(state_dir: Path, ca_dir: Path | None, host: str, port: int) -> None:
     """Run the SuperLink in the foreground until interrupted."""
-    from common.processes import stop
+    from common.processes import supervise
     from server.provision import CaDir
     from server.superlink import start_superlink
 
@@ -57,19 +55,7 @@ def start_cmd(state_dir: Path, ca_dir: Path | None, host: str, port: int) -> Non
     state_dir.mkdir(parents=True, exist_ok=True)
     link = start_superlink(state_dir, ca, port, host)
     click.echo(f"SuperLink on https://{host}:{port} (pid {link.proc.pid}); log {link.log_path}")
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    try:
-        while link.alive() and not stopping:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop([link])
-    if not stopping and link.proc.returncode not in (0, None, -15):
-        raise FederationError(
-            f"SuperLink exited with code {link.proc.returncode}; see {link.log_path}"
-        )
+    supervise(link)
 
 
 commands = [start_cmd]

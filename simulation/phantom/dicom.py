@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
-from common.store import atomic_write_bytes
+from common.files import atomic_write_bytes
 from simulation.phantom.devices import DeviceProfile, get_device
 from simulation.phantom.phi import (
     FakeInstitution,

@@ -2,9 +2,12 @@
 
 import json
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
+from flwr.app import ConfigRecord, Context, Message, MessageType, Metadata, RecordDict
+from flwr.app.message import make_message
 
 from client import site_log
 from client.approval import (
@@ -117,25 +120,29 @@ def test_cli_approve_list_revoke(site):
     assert runner.invoke(site_cli, ["log", "verify", *wd]).exit_code == 0
 
 
-@pytest.fixture
-def task_identity(monkeypatch):
-    """What `flwr-clientapp` sets before it calls the ClientApp (needed to build a Message)."""
-    from flwr.supercore.task_identity import TaskIdentity
+def delivered(message_type: str, content: RecordDict) -> Message:
+    """A message as the SuperNode hands it to the ClientApp: built from its metadata (run 11,
+    from the SuperLink to node 5), the way Flower deserialises what it pulled."""
+    meta = Metadata(
+        run_id=11,
+        message_id="instruction-1",
+        src_node_id=1,
+        dst_node_id=5,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=600.0,
+        message_type=message_type,
+    )
+    return make_message(meta, content)
 
-    for attr, value in (("_run_id", 11), ("_node_id", 5), ("_task_id", 1)):
-        monkeypatch.setattr(TaskIdentity, attr, value)
 
-
-@pytest.mark.parametrize("message_type", ["train", "evaluate"])
-def test_client_app_refuses_unapproved_app_before_touching_data(site, task_identity, message_type):
-    from flwr.app import ConfigRecord, Context, Message, RecordDict
-
+@pytest.mark.parametrize("message_type", [MessageType.TRAIN, MessageType.EVALUATE])
+def test_client_app_refuses_unapproved_app_before_touching_data(site, message_type):
     from client.client_app import app
 
     def call():
-        msg = Message(
-            RecordDict({"config": ConfigRecord({})}), dst_node_id=5, message_type=message_type
-        )
+        msg = delivered(message_type, RecordDict({"config": ConfigRecord({})}))
         ctx = Context(
             run_id=11,
             node_id=5,
@@ -150,6 +157,6 @@ def test_client_app_refuses_unapproved_app_before_touching_data(site, task_ident
     assert [e["run_id"] for e in site_log.events(site, "job-refused")] == [11]
 
     approve(site, installed_app_hash())
-    with pytest.raises(KeyError):  # past the gate: the (empty) job config is read next
+    with pytest.raises(KeyError, match="'config'"):  # past the gate: the (empty) job config
         call()
     assert len(site_log.events(site, "job-refused")) == 1

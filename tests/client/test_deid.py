@@ -53,18 +53,21 @@ def _output(run, corpus_file) -> Path:
     return run["base"] / "out" / run["by_source"][corpus_file.path]["output"]
 
 
+def _tokens_found(root: Path, tokens: list[str]) -> set[str]:
+    """Planted tokens that occur in any file's bytes or path under `root` (case-insensitive)."""
+    found = set()
+    for p in (p for p in root.rglob("*") if p.is_file()):
+        data, rel = p.read_bytes().lower(), str(p.relative_to(root)).lower()
+        found |= {t for t in tokens if t.lower().encode() in data or t.lower() in rel}
+    return found
+
+
 def test_no_planted_token_survives_anywhere(run):
-    out = run["base"] / "out"
-    files = [p for p in out.rglob("*") if p.is_file()]
-    assert any(p.name == "deid-report.html" for p in files)
-    leaks = []
-    for p in files:
-        data = p.read_bytes().lower()
-        rel = str(p.relative_to(out)).lower()
-        for tok in run["corpus"].tokens:
-            if tok.lower().encode() in data or tok.lower() in rel:
-                leaks.append((rel, tok))
-    assert leaks == []
+    out, tokens = run["base"] / "out", run["corpus"].tokens
+    assert (out / "deid-report.html").is_file()
+    # The same search finds most tokens in the export (the rest exist only as burned-in pixels).
+    assert len(_tokens_found(run["base"] / "export", tokens)) > 0.8 * len(tokens)
+    assert _tokens_found(out, tokens) == set()
 
 
 def test_sources_untouched_and_malformed_quarantined(run):

@@ -10,12 +10,10 @@ import threading
 import time
 
 import pytest
+import trustme
 from click.testing import CliRunner
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from client import doctor
 from client.cli import main as site_cli
 from client.doctor import check_ca, check_chain, check_registration, check_superlink, run_checks
 from client.site_init import init_site
@@ -25,59 +23,12 @@ NOW = dt.datetime.now(dt.timezone.utc)
 DAY = dt.timedelta(days=1)
 
 
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def make_ca(path, not_before=NOW - DAY, not_after=NOW + 400 * DAY, cn="test CA"):
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key, cert
-
-
-def make_server_cert(tmp, ca, not_before=NOW - DAY, not_after=NOW + 400 * DAY, host="localhost"):
-    ca_key, ca_cert = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(host))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / f"server-{id(cert)}.pem", tmp / f"server-{id(cert)}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 class TlsServer:
     """A real HTTPS endpoint answering like the SuperLink's /health, with a chosen Date."""
 
-    def __init__(self, cert_path, key_path, clock_offset_s=0.0, status=200):
+    def __init__(self, cert: trustme.LeafCert, clock_offset_s=0.0, status=200):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert_path, key_path)
+        cert.configure_cert(self.ctx)
         self.offset, self.status = clock_offset_s, status
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -108,10 +59,30 @@ class TlsServer:
         self.sock.close()
 
 
-class ConnectProxy:
-    """A minimal HTTP CONNECT proxy (what hospitals put between the site and the internet)."""
+def relay(socks: list[socket.socket]) -> None:
+    """Copy bytes both ways until either side closes, resets or goes quiet for 5 s."""
+    while True:
+        ready, _, _ = select.select(socks, [], [], 5)
+        if not ready:
+            return
+        for s in ready:
+            try:
+                data = s.recv(65536)
+                if data:
+                    socks[1 - socks.index(s)].sendall(data)
+            except OSError:
+                return
+            if not data:
+                return
 
-    def __init__(self):
+
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy (what hospitals put between the site and the internet);
+    with `refuse`, it answers every CONNECT with that status line, as a proxy whose policy
+    does not allow the destination."""
+
+    def __init__(self, refuse: str | None = None):
+        self.refuse = refuse
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.tunnels = []
@@ -131,20 +102,18 @@ class ConnectProxy:
             head += client.recv(4096)
         target = head.split()[1].decode()
         self.tunnels.append(target)
+        refuse = self.refuse
+        if f"\r\nHost: {target}\r\n".encode() not in head:
+            refuse = "400 Host header required"  # as strict proxies answer
+        if refuse:
+            client.sendall(f"HTTP/1.1 {refuse}\r\nContent-Length: 0\r\n\r\n".encode())
+            client.close()
+            return
         host, port = target.rsplit(":", 1)
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        socks = [client, upstream]
-        while True:
-            ready, _, _ = select.select(socks, [], [], 5)
-            if not ready:
-                break
-            for s in ready:
-                data = s.recv(65536)
-                if not data:
-                    client.close(), upstream.close()
-                    return
-                (upstream if s is client else client).sendall(data)
+        with client, upstream:
+            relay([client, upstream])
 
     def close(self):
         self.sock.close()
@@ -165,22 +134,34 @@ def site(tmp_path):
 
 @pytest.fixture
 def ca(site):
-    return make_ca(site.keys / "ca.pem")
+    """The consortium CA, installed where `busgen-site join` keeps it."""
+    authority = trustme.CA(organization_name="test CA")
+    authority.cert_pem.write_to_path(str(site.keys / "ca.pem"))
+    return authority
 
 
 def by_name(checks):
     return {c.name: c for c in checks}
 
 
-def serve(tmp_path, ca, request, **kw):
+def serve(ca, request, **kw):
     cert_kw = {k: kw.pop(k) for k in ("not_before", "not_after") if k in kw}
-    server = TlsServer(*make_server_cert(tmp_path, ca, **cert_kw), **kw)
+    server = TlsServer(ca.issue_cert("localhost", **cert_kw), **kw)
     request.addfinalizer(server.close)
     return server
 
 
-def test_healthy_superlink(site, ca, tmp_path, request):
-    server = serve(tmp_path, ca, request)
+def use_proxy(monkeypatch, request, **kw):
+    proxy = ConnectProxy(**kw)
+    request.addfinalizer(proxy.close)
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.port}")
+    return proxy
+
+
+def test_healthy_superlink(site, ca, request):
+    server = serve(ca, request)
     checks = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))
     assert [checks[n].status for n in ("dns", "tcp", "tls", "superlink-cert", "http", "clock")] == [
         "ok"
@@ -189,9 +170,8 @@ def test_healthy_superlink(site, ca, tmp_path, request):
     assert "test CA" in checks["tls"].detail
 
 
-def test_missing_ca_is_reported(site, tmp_path, request):
-    other = make_ca(tmp_path / "elsewhere.pem")
-    server = serve(tmp_path, other, request)
+def test_missing_ca_is_reported(site, request):
+    server = serve(trustme.CA(), request)
     checks = by_name(run_checks(site, f"localhost:{server.port}", gpu=False))
     assert checks["ca"].status == "fail"
     assert str(site.keys / "ca.pem") in checks["ca"].detail and "missing" in checks["ca"].detail
@@ -214,8 +194,8 @@ def test_missing_ca_is_reported(site, tmp_path, request):
     assert rows["ca"]["status"] == "fail" and rows["gpu"]["status"] in ("ok", "warn")
 
 
-def test_expired_server_certificate(site, ca, tmp_path, request):
-    server = serve(tmp_path, ca, request, not_before=NOW - 400 * DAY, not_after=NOW - 2 * DAY)
+def test_expired_server_certificate(site, ca, request):
+    server = serve(ca, request, not_before=NOW - 400 * DAY, not_after=NOW - 2 * DAY)
     checks = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))
     assert checks["tls"].status == "fail"
     assert "expired on" in checks["tls"].detail
@@ -223,25 +203,32 @@ def test_expired_server_certificate(site, ca, tmp_path, request):
     assert "CERTIFICATES.md" in checks["tls"].fix
 
 
-def test_expired_ca_file(tmp_path):
-    make_ca(tmp_path / "ca.pem", not_before=NOW - 900 * DAY, not_after=NOW - DAY)
+def test_expired_ca_file(tmp_path, monkeypatch):
+    """trustme's CAs are valid from 2000 to 3000: the doctor's clock is moved past the end."""
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    assert check_ca(tmp_path / "ca.pem").status == "ok"
+    monkeypatch.setattr(doctor, "_utcnow", lambda: dt.datetime(3000, 6, 1, tzinfo=dt.timezone.utc))
     check = check_ca(tmp_path / "ca.pem")
-    assert check.status == "fail" and "expired" in check.detail
+    assert check.status == "fail" and "expired on 3000-01-01" in check.detail
 
 
-def test_certificate_expiring_within_30_days_warns(site, ca, tmp_path, request):
-    server = serve(tmp_path, ca, request, not_after=NOW + 10 * DAY)
+def test_server_certificate_in_place_of_the_ca_is_refused(tmp_path):
+    leaf = trustme.CA().issue_cert("localhost")
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "ca.pem"))
+    check = check_ca(tmp_path / "ca.pem")
+    assert check.status == "fail" and "not a CA certificate" in check.detail
+
+
+def test_certificate_expiring_within_30_days_warns(site, ca, request):
+    server = serve(ca, request, not_after=NOW + 10 * DAY)
     checks = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))
     assert checks["tls"].status == "ok"
-    assert (
-        checks["superlink-cert"].status == "warn"
-        and "expires in" in checks["superlink-cert"].detail
-    )
+    assert checks["superlink-cert"].status == "warn"
+    assert "expires in 9 days" in checks["superlink-cert"].detail
 
 
-def test_certificate_of_another_ca_is_refused(site, ca, tmp_path, request):
-    rogue = make_ca(tmp_path / "rogue.pem", cn="rogue CA")
-    server = serve(tmp_path, rogue, request)
+def test_certificate_of_another_ca_is_refused(site, ca, request):
+    server = serve(trustme.CA(organization_name="rogue CA"), request)
     check = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))["tls"]
     assert check.status == "fail"
     assert "not signed by the consortium CA" in check.detail and "rogue CA" in check.detail
@@ -260,33 +247,63 @@ def test_unreachable_superlink(site, ca):
     assert checks["dns"].status == "fail" and "does not resolve" in checks["dns"].detail
 
 
-def test_clock_skew_from_date_header(site, ca, tmp_path, request):
-    behind = serve(tmp_path, ca, request, clock_offset_s=3600)  # server 1 h ahead of us
+def test_port_that_never_speaks_tls_times_out_at_the_handshake(site, ca, request):
+    """TCP connects (the kernel accepts into the backlog) but nothing answers the handshake."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    request.addfinalizer(silent.close)
+    port = silent.getsockname()[1]
+    t0 = time.monotonic()
+    checks = by_name(check_superlink(f"127.0.0.1:{port}", site.keys / "ca.pem", timeout_s=1))
+    assert time.monotonic() - t0 < 10
+    assert checks["tcp"].status == "ok"
+    assert checks["tls"].status == "fail" and "timed out" in checks["tls"].detail
+    assert "http" not in checks
+
+
+def test_clock_skew_from_date_header(site, ca, request):
+    behind = serve(ca, request, clock_offset_s=3600)  # server 1 h ahead of us
     clock = by_name(check_superlink(f"localhost:{behind.port}", site.keys / "ca.pem"))["clock"]
     assert clock.status == "fail" and "behind" in clock.detail and "NTP" in clock.fix
-    ahead = serve(tmp_path, ca, request, clock_offset_s=-30)  # we are 30 s ahead: Flower refuses
+    ahead = serve(ca, request, clock_offset_s=-30)  # we are 30 s ahead: Flower refuses
     clock = by_name(check_superlink(f"localhost:{ahead.port}", site.keys / "ca.pem"))["clock"]
     assert clock.status == "fail" and "ahead of" in clock.detail
 
 
-def test_proxy_answering_without_superlink_fails_http(site, ca, tmp_path, request):
-    server = serve(tmp_path, ca, request, status=502)
+def test_proxy_answering_without_superlink_fails_http(site, ca, request):
+    server = serve(ca, request, status=502)
     http = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))["http"]
-    assert http.status == "fail" and "busgen-server start" in http.fix
+    assert http.status == "fail" and "HTTP 502" in http.detail
+    assert "busgen-server start" in http.fix
 
 
-def test_connects_through_https_proxy(site, ca, tmp_path, request, monkeypatch):
-    server = serve(tmp_path, ca, request)
-    proxy = ConnectProxy()
-    request.addfinalizer(proxy.close)
-    for var in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.port}")
+def test_connects_through_https_proxy(site, ca, request, monkeypatch):
+    server = serve(ca, request)
+    proxy = use_proxy(monkeypatch, request)
     checks = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))
     assert checks["dns"].status == "skip"
     assert checks["tcp"].status == "ok" and "via proxy" in checks["tcp"].detail
     assert checks["tls"].status == "ok" and checks["http"].status == "ok"
     assert f"localhost:{server.port}" in proxy.tunnels
+
+
+def test_rogue_certificate_behind_proxy_is_named(site, ca, request, monkeypatch):
+    """The second, unverified look at the certificate goes through the tunnel too."""
+    server = serve(trustme.CA(organization_name="inspecting proxy CA"), request)
+    proxy = use_proxy(monkeypatch, request)
+    check = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))["tls"]
+    assert check.status == "fail" and "inspecting proxy CA" in check.detail
+    assert "exempt this host" in check.fix
+    assert proxy.tunnels.count(f"localhost:{server.port}") == 3  # tcp, tls, unverified look
+
+
+def test_proxy_refusing_the_tunnel_is_named(site, ca, request, monkeypatch):
+    server = serve(ca, request)
+    use_proxy(monkeypatch, request, refuse="403 Forbidden")
+    checks = by_name(check_superlink(f"localhost:{server.port}", site.keys / "ca.pem"))
+    tcp = checks["tcp"]
+    assert tcp.status == "fail" and "refused to open a tunnel" in tcp.detail
+    assert "403 Forbidden" in tcp.detail and "CONNECT" in tcp.fix
+    assert "tls" not in checks
 
 
 def test_tampered_site_log_fails(site):

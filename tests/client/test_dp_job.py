@@ -10,9 +10,10 @@ import yaml
 
 from client.ledger import PrivacyLedger
 from client.train import train_adapters
+from client.train.job import standalone_config
 from client.workdir import SiteDir
 from common.config import load_config
-from common.errors import PolicyError
+from common.errors import ConfigError, PolicyError
 from common.model import build_unet, save_base
 from common.privacy import epsilon
 from common.store import ImageRecord, Store
@@ -125,3 +126,11 @@ def test_budget_exceeding_job_is_refused_before_training(tmp_path):
     assert summary["total_epsilon"] == pytest.approx(statement["epsilon"])
     assert summary["remaining_epsilon_total"] == pytest.approx(3.0 - statement["epsilon"])
     assert runner.invoke(main, ["budget", "--workdir", str(site.root)]).exit_code == 0
+
+
+def test_standalone_config_sets_one_round_and_validates_command_line_values():
+    cfg = standalone_config(load_config("cpu-demo"), 2.5, 7)
+    assert (cfg.dp.target_epsilon, cfg.dp.local_steps, cfg.federation.rounds) == (2.5, 7, 1)
+    for bad in (float("nan"), float("inf")):  # click's FloatRange lets both through
+        with pytest.raises(ConfigError, match=r"--epsilon.*'dp.target_epsilon' must be a finite"):
+            standalone_config(load_config("cpu-demo"), bad, None)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from client.ledger import PrivacyLedger
+from common.config import load_config
 from tests.client.test_dp_job import TINY, make_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,9 @@ def test_kill_mid_job_leaves_ledger_covering_every_step(tmp_path):
     entries = ledger.entries()  # the hash chain still verifies
     assert [e["event"] for e in entries] == ["job-start", "dp-steps"]
     assert entries[1]["steps"] == 500 and entries[1]["round"] == 1
-    assert ledger.total_epsilon("rdp") > 0
+    # The noise was calibrated so that all 500 steps reach the target: the ledger charges the
+    # whole block (written before the first step), not the few steps that ran.
+    target = load_config("cpu-demo", overrides).dp.target_epsilon
+    assert 0.95 * target <= ledger.total_epsilon("rdp") <= target
     # nothing the coordinator could have received, and no half-written adapter that looks complete
-    assert not list(site.adapters.glob("*.safetensors")) if site.adapters.exists() else True
+    assert not site.adapters.exists() or not list(site.adapters.glob("*.safetensors"))

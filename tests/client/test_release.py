@@ -45,7 +45,8 @@ def _site(tmp_path):
 def test_release_writes_a_verifiable_bundle(tmp_path):
     from client import site_log
     from client.release import conditions, make_release
-    from common.release.bundle import sha256_file, verify_bundle
+    from common.files import sha256_file
+    from common.release.bundle import verify_bundle
     from common.release.signing import add_trusted_key
 
     site, cfg, base, adapter = _site(tmp_path)

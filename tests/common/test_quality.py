@@ -8,6 +8,7 @@ import torch
 from scipy import linalg
 
 from common.quality import (
+    blur_cnn_extractor,
     compare_features,
     density_coverage,
     efflite0_extractor,
@@ -75,6 +76,22 @@ def test_random_cnn_is_fixed_by_its_seed():
     b = random_cnn_extractor(seed=0).extract(images)
     c = random_cnn_extractor(seed=1).extract(images)
     assert a.shape == (6, 512) and np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_blur_cnn_sees_what_an_image_shows_not_its_gain_or_number_format():
+    images = blobs(np.random.default_rng(6), 6)
+    ex = blur_cnn_extractor(grid=4)
+    feats = ex.extract(images)
+    assert feats.shape == (6, 1024) and np.array_equal(feats, blur_cnn_extractor(4).extract(images))
+    unit = images / 255.0  # float images in [0, 1] are the same pictures
+    np.testing.assert_allclose(ex.extract(unit), feats, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ex.extract(0.6 * unit + 0.2), feats, rtol=1e-4, atol=1e-4)
+    other = np.linalg.norm(feats[1:] - feats[0], axis=1)
+    assert other.min() > 100 * 1e-4 * np.linalg.norm(feats[0])  # different blobs stay apart
+    # The pooled space (for Fréchet distances) is each channel's mean over the 4x4 grid.
+    pooled = blur_cnn_extractor().extract(images)
+    assert blur_cnn_extractor().name == "BlurCNN" and pooled.shape == (6, 64)
+    np.testing.assert_allclose(pooled, feats.reshape(6, 64, 16).mean(2), rtol=1e-5, atol=1e-6)
 
 
 def test_efflite0_loads_offline_and_separates_textures():

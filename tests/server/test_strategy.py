@@ -77,9 +77,13 @@ def test_site_table_keeps_max_epsilon_and_counts(tmp_path):
 
 
 def test_checkpoint_roundtrip_and_tamper_detection(tmp_path):
-    rel, sha = save_checkpoint(tmp_path, 2, REF)
+    adapter = {k: np.arange(v.size, dtype=np.float32).reshape(v.shape) / 7 for k, v in REF.items()}
+    rel, sha = save_checkpoint(tmp_path, 2, adapter)
     back = load_checkpoint(tmp_path, rel, sha)
-    assert set(back) == set(REF)
+    assert set(back) == set(adapter)
+    for key, value in adapter.items():
+        assert back[key].dtype == value.dtype
+        np.testing.assert_array_equal(back[key], value)
     (tmp_path / rel).write_bytes((tmp_path / rel).read_bytes()[:-4])
     with pytest.raises(Exception, match="hash does not match"):
         load_checkpoint(tmp_path, rel, sha)
